@@ -1,0 +1,3 @@
+from allegiance.cli.main import app
+
+app()

@@ -1,0 +1,138 @@
+"""Request dependencies: the composition root, the authenticated principal, pagination.
+
+Authorization happens here and only here: every route declares the ``Action`` it performs, and
+object scoping (own organization, self) goes through :class:`Scope`, which reports objects outside
+the caller's reach as missing.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from sqlalchemy import select
+
+from allegiance.access.model import Action, KeyRole, Principal
+from allegiance.bootstrap import Allegiance, UnitOfWork
+from allegiance.kernel.errors import NotFound, Unauthenticated, ValidationFailed
+from allegiance.storage import tables as t
+
+
+def get_allegiance(request: Request) -> Allegiance:
+    return request.app.state.allegiance  # type: ignore[no-any-return]
+
+
+AppDep = Annotated[Allegiance, Depends(get_allegiance)]
+
+
+def authenticate(request: Request, allegiance: AppDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+    with allegiance.read() as uow:
+        principal = uow.access.principal_for_key(token.strip())
+    if principal is None:
+        raise Unauthenticated("unknown or revoked API key")
+    return principal
+
+
+def authorized(action: Action) -> Callable[..., Principal]:
+    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        principal.require(action)
+        return principal
+
+    dependency.__name__ = f"authorized_{action.name.lower()}"
+    return dependency
+
+
+def subtree(uow: UnitOfWork, program_id: int, root: int) -> set[int]:
+    """An organization and everything below it (sites, subsidiaries, a distributor's dealers)."""
+    o = t.organizations
+    seen = {root}
+    frontier = [root]
+    while frontier:
+        children = uow.conn.execute(select(o.c.id).where(o.c.program_id == program_id,
+                                                         o.c.parent_id.in_(frontier))).scalars().all()
+        frontier = [c for c in children if c not in seen]
+        seen.update(frontier)
+    return seen
+
+
+@dataclass
+class Scope:
+    """What a principal can see, resolved once per request inside its unit of work."""
+
+    principal: Principal
+    organizations: set[int] | None  # None = all in the program
+
+    @classmethod
+    def of(cls, principal: Principal, uow: UnitOfWork) -> Scope:
+        if principal.role is KeyRole.OPERATOR:
+            return cls(principal, None)
+        if principal.role is KeyRole.ORG_ADMIN and principal.organization_id is not None:
+            return cls(principal, subtree(uow, principal.program_id, principal.organization_id))
+        if principal.role is KeyRole.PARTICIPANT and principal.organization_id is not None:
+            return cls(principal, {principal.organization_id})
+        return cls(principal, set())
+
+    def sees_organization(self, organization_id: int | None) -> bool:
+        return self.organizations is None or organization_id in self.organizations
+
+    def check_organization(self, organization_id: int | None, what: str = "organization", ident: Any = None) -> None:
+        if not self.sees_organization(organization_id):
+            raise NotFound(f"{what} {ident if ident is not None else organization_id} not found")
+
+    def sees_participant(self, participant: dict[str, Any]) -> bool:
+        if self.principal.role is KeyRole.PARTICIPANT:
+            return participant["id"] == self.principal.participant_id
+        return self.sees_organization(participant["organization_id"])
+
+    def sees_account(self, account: Any) -> bool:
+        organization_id = getattr(account, "organization_id", None)
+        participant_id = getattr(account, "participant_id", None)
+        if self.principal.role is KeyRole.PARTICIPANT:
+            return participant_id == self.principal.participant_id
+        if self.organizations is None:
+            return True
+        return organization_id in self.organizations
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "id":
+            raise ValueError(kind)
+        return int(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("not a cursor returned by this API", field="cursor") from exc
+
+
+@dataclass(frozen=True)
+class Page:
+    after: int
+    limit: int
+
+
+def page(request: Request, cursor: Annotated[str | None, Query(max_length=200)] = None,
+         limit: Annotated[int, Query(ge=1, le=10_000)] = 50) -> Page:
+    maximum = get_allegiance(request).settings.max_page_size
+    if limit > maximum:
+        raise ValidationFailed(f"must be at most {maximum}", field="limit")
+    return Page(decode_cursor(cursor), limit)
+
+
+def paged(items: list[dict[str, Any]], pg: Page) -> dict[str, Any]:
+    more = len(items) > pg.limit
+    items = items[: pg.limit]
+    return {"items": items, "next_cursor": encode_cursor(items[-1]["id"]) if more and items else None}

@@ -1,0 +1,54 @@
+"""RFC 9457 problem bodies: every 4xx carries a stable ``code`` and, where it applies, the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from allegiance.kernel.errors import AllegianceError
+
+PROBLEM_JSON = "application/problem+json"
+
+HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+              422: "validation_failed", 429: "too_many_requests"}
+
+
+def problem(status: int, code: str, detail: str, *, field: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"https://allegiance.dev/problems/{code}", "title": code.replace("_", " "),
+                            "status": status, "code": code, "detail": detail}
+    if field:
+        body["field"] = field
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or ".".join(str(p) for p in loc)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(AllegianceError)
+    async def _domain(_request: Request, exc: AllegianceError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.message, field=exc.field, **exc.data)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _location(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+        first = errors[0] if errors else {"field": None, "reason": "invalid request"}
+        return problem(422, "validation_failed", f"{first['field']}: {first['reason']}", field=first["field"],
+                       errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return problem(exc.status_code, code, str(exc.detail))

@@ -1,0 +1,1 @@
+"""Programs, the organizations they serve and the people inside them."""

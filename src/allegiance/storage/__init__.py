@@ -1,0 +1,1 @@
+"""SQLAlchemy adapters: tables, unit of work, repositories. The only package that speaks SQL."""

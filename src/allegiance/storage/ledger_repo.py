@@ -1,0 +1,254 @@
+"""SQL side of the ledger (implements ``allegiance.ledger.ports.LedgerPort``).
+
+Lock order, always: hold row → holder accounts by ascending id → the program's chain head.
+Every writer takes them in that order, so two writers can wait on each other but never deadlock.
+The chain head is taken last, for the shortest time, just before the rows are appended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+
+from allegiance.kernel.clock import Clock
+from allegiance.kernel.hashing import canonical_json
+from allegiance.ledger.model import AccountKind, TransactionDraft, account_address
+from allegiance.ledger.policy import OpenLot
+from allegiance.ledger.ports import Account, Appended, Hold
+from allegiance.storage import tables as t
+from allegiance.storage.outbox import emit
+from allegiance.storage.upsert import insert_ignore
+
+GENESIS = "0" * 64
+
+
+def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(content)).encode()).hexdigest()
+
+
+def transaction_content(row: dict[str, Any], postings: Sequence[tuple[int, int, str]]) -> dict[str, Any]:
+    """What the chain hash covers: everything that gives a transaction its meaning."""
+    return {
+        "program_id": row["program_id"],
+        "kind": row["kind"],
+        "organization_id": row["organization_id"],
+        "event_id": row["event_id"],
+        "reverses_id": row["reverses_id"],
+        "memo": row["memo"],
+        "metadata": row["metadata"],
+        "created_at": row["created_at"].isoformat(),
+        "postings": [list(p) for p in postings],
+    }
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        id=row.id,
+        program_id=row.program_id,
+        address=row.address,
+        unit=row.unit,
+        kind=AccountKind(row.kind),
+        organization_id=row.organization_id,
+        participant_id=row.participant_id,
+        balance=row.balance,
+    )
+
+
+def _hold(row: Any) -> Hold:
+    return Hold(**{name: getattr(row, name) for name in Hold.__dataclass_fields__})
+
+
+class SqlLedger:
+    def __init__(self, conn: Connection, clock: Clock) -> None:
+        self.conn = conn
+        self.clock = clock
+        self.postgres = conn.dialect.name == "postgresql"
+
+    # -- accounts ----------------------------------------------------------------------------
+    def account_for(
+        self,
+        program_id: int,
+        kind: AccountKind,
+        unit: str,
+        *,
+        organization_id: int | None = None,
+        participant_id: int | None = None,
+        escrow_of: AccountKind | None = None,
+    ) -> Account:
+        address = account_address(
+            kind, unit, program_id=program_id, organization_id=organization_id,
+            participant_id=participant_id, escrow_of=escrow_of,
+        )
+        query = select(t.accounts).where(t.accounts.c.program_id == program_id, t.accounts.c.address == address)
+        row = self.conn.execute(query).first()
+        if row is None:
+            insert_ignore(self.conn, t.accounts, {
+                "program_id": program_id, "address": address, "unit": unit, "kind": kind.value,
+                "organization_id": organization_id, "participant_id": participant_id,
+                "balance": 0 if kind.is_holder else None, "version": 0, "created_at": self.clock.now(),
+            }, ["program_id", "address"])
+            row = self.conn.execute(query).one()
+        return _account(row)
+
+    def get_account(self, program_id: int, account_id: int) -> Account | None:
+        row = self.conn.execute(
+            select(t.accounts).where(t.accounts.c.id == account_id, t.accounts.c.program_id == program_id)
+        ).first()
+        return _account(row) if row else None
+
+    def holder_accounts_of(self, program_id: int, participant_id: int) -> list[Account]:
+        rows = self.conn.execute(select(t.accounts).where(
+            t.accounts.c.program_id == program_id, t.accounts.c.participant_id == participant_id
+        ).order_by(t.accounts.c.id))
+        return [_account(r) for r in rows]
+
+    def lock_accounts(self, account_ids: Sequence[int]) -> dict[int, Account]:
+        if not account_ids:
+            return {}
+        query = select(t.accounts).where(t.accounts.c.id.in_(sorted(account_ids))).order_by(t.accounts.c.id)
+        if self.postgres:
+            query = query.with_for_update()
+        return {row.id: _account(row) for row in self.conn.execute(query)}
+
+    def open_lots(self, account_id: int) -> list[OpenLot]:
+        rows = self.conn.execute(
+            select(t.lots.c.id, t.lots.c.remaining, t.lots.c.expires_at)
+            .where(t.lots.c.account_id == account_id, t.lots.c.remaining > 0)
+            .order_by(t.lots.c.id)
+        )
+        return [OpenLot(r.id, r.remaining, r.expires_at) for r in rows]
+
+    # -- the append ------------------------------------------------------------------------
+    def append(
+        self, draft: TransactionDraft, allocations: dict[int, list[tuple[int, int]]], now: datetime
+    ) -> Appended:
+        conn = self.conn
+        kinds = dict(conn.execute(
+            select(t.accounts.c.id, t.accounts.c.kind).where(
+                t.accounts.c.id.in_({p.account_id for p in draft.postings}))
+        ).all())
+        head_query = select(t.ledger_heads.c.last_hash).where(t.ledger_heads.c.program_id == draft.program_id)
+        if self.postgres:
+            head_query = head_query.with_for_update()
+        prev_hash = conn.execute(head_query).scalar()
+        if prev_hash is None:
+            insert_ignore(conn, t.ledger_heads, {"program_id": draft.program_id, "last_transaction_id": None,
+                                                 "last_hash": GENESIS}, ["program_id"])
+            prev_hash = conn.execute(head_query).scalar_one()
+        header = {
+            "program_id": draft.program_id, "kind": draft.kind.value, "organization_id": draft.organization_id,
+            "event_id": draft.event_id, "reverses_id": draft.reverses_id, "memo": draft.memo,
+            "metadata": draft.metadata, "created_at": now,
+        }
+        digest = chain_hash(prev_hash, transaction_content(
+            header, [(p.account_id, p.amount, p.unit) for p in draft.postings]))
+        txn_id = conn.execute(
+            insert(t.transactions).values(**header, prev_hash=prev_hash, hash=digest).returning(t.transactions.c.id)
+        ).scalar_one()
+        conn.execute(update(t.ledger_heads).where(t.ledger_heads.c.program_id == draft.program_id)
+                     .values(last_transaction_id=txn_id, last_hash=digest))
+        posting_ids = conn.execute(
+            insert(t.postings).returning(t.postings.c.id, sort_by_parameter_order=True),
+            [{"transaction_id": txn_id, "program_id": draft.program_id, "account_id": p.account_id,
+              "unit": p.unit, "amount": p.amount} for p in draft.postings],
+        ).scalars().all()
+        deltas: dict[int, int] = defaultdict(int)
+        new_lots = []
+        for index, (posting, posting_id) in enumerate(zip(draft.postings, posting_ids, strict=True)):
+            if not AccountKind(kinds[posting.account_id]).is_holder:
+                continue
+            deltas[posting.account_id] += posting.amount
+            if posting.amount > 0:
+                new_lots.append({"program_id": draft.program_id, "account_id": posting.account_id,
+                                 "posting_id": posting_id, "amount": posting.amount, "remaining": posting.amount,
+                                 "expires_at": posting.expires_at})
+            else:
+                for lot_id, take in allocations[index]:
+                    conn.execute(insert(t.lot_allocations).values(lot_id=lot_id, posting_id=posting_id, amount=take))
+                    done = conn.execute(update(t.lots).where(t.lots.c.id == lot_id, t.lots.c.remaining >= take)
+                                        .values(remaining=t.lots.c.remaining - take)).rowcount
+                    if done != 1:
+                        raise RuntimeError(f"lot {lot_id} changed under its account lock")
+        if new_lots:
+            conn.execute(insert(t.lots), new_lots)
+        for account_id, delta in sorted(deltas.items()):
+            # The CHECK (balance >= 0) is the last line of defence; the lot allocation above
+            # already refused any overdraw under the account lock.
+            conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
+                         .values(balance=t.accounts.c.balance + delta, version=t.accounts.c.version + 1))
+        return Appended(txn_id, digest, tuple(posting_ids))
+
+    # -- reads used by reversals ---------------------------------------------------------
+    def transaction_header(self, program_id: int, transaction_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(select(t.transactions).where(
+            t.transactions.c.id == transaction_id, t.transactions.c.program_id == program_id)).first()
+        return dict(row._mapping) if row else None
+
+    def is_reversed(self, transaction_id: int) -> bool:
+        return self.conn.execute(
+            select(t.transactions.c.id).where(t.transactions.c.reverses_id == transaction_id)).first() is not None
+
+    def transaction_postings(self, transaction_id: int) -> list[tuple[int, int, str, datetime | None, int | None]]:
+        p, lots, alloc = t.postings, t.lots, t.lot_allocations
+        legs: list[tuple[int, int, str, datetime | None, int | None]] = []
+        rows = self.conn.execute(
+            select(p.c.id, p.c.account_id, p.c.amount, p.c.unit, lots.c.id.label("lot_id"), lots.c.expires_at)
+            .outerjoin(lots, lots.c.posting_id == p.c.id)
+            .where(p.c.transaction_id == transaction_id).order_by(p.c.id)
+        ).all()
+        for row in rows:
+            consumed = []
+            if row.amount < 0:
+                consumed = self.conn.execute(
+                    select(alloc.c.amount, lots.c.expires_at).join(lots, lots.c.id == alloc.c.lot_id)
+                    .where(alloc.c.posting_id == row.id).order_by(alloc.c.id)).all()
+            if consumed:
+                legs.extend((row.account_id, -c.amount, row.unit, c.expires_at, None) for c in consumed)
+            else:
+                legs.append((row.account_id, row.amount, row.unit, row.expires_at, row.lot_id))
+        return legs
+
+    # -- holds ---------------------------------------------------------------------------------
+    def insert_hold(self, values: dict[str, Any]) -> int:
+        return int(self.conn.execute(insert(t.holds).values(**values).returning(t.holds.c.id)).scalar_one())
+
+    def get_hold(self, program_id: int, hold_id: int, *, lock: bool = False) -> Hold | None:
+        query = select(t.holds).where(t.holds.c.id == hold_id, t.holds.c.program_id == program_id)
+        if lock and self.postgres:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return _hold(row) if row else None
+
+    def resolve_hold(
+        self, hold_id: int, status: str, transaction_id: int, posted_amount: int | None, now: datetime
+    ) -> bool:
+        done = self.conn.execute(
+            update(t.holds).where(t.holds.c.id == hold_id, t.holds.c.status == "pending")
+            .values(status=status, resolve_transaction_id=transaction_id, posted_amount=posted_amount,
+                    resolved_at=now)
+        ).rowcount
+        return done == 1
+
+    def due_holds(self, now: datetime, limit: int) -> list[Hold]:
+        rows = self.conn.execute(select(t.holds).where(t.holds.c.status == "pending", t.holds.c.expires_at <= now)
+                                 .order_by(t.holds.c.id).limit(limit))
+        return [_hold(r) for r in rows]
+
+    def expired_lot_accounts(self, now: datetime, limit: int) -> list[int]:
+        query = (
+            select(t.lots.c.account_id).distinct()
+            .join(t.accounts, t.accounts.c.id == t.lots.c.account_id)
+            .where(and_(t.lots.c.remaining > 0, t.lots.c.expires_at <= now,
+                        t.accounts.c.kind.in_([AccountKind.POOL.value, AccountKind.PERSONAL.value])))
+            .order_by(t.lots.c.account_id).limit(limit)
+        )
+        return list(self.conn.execute(query).scalars())
+
+    # -- outbox ---------------------------------------------------------------------------------
+    def emit(self, program_id: int, topic: str, payload: dict[str, Any], organization_id: int | None) -> None:
+        emit(self.conn, self.clock, program_id, topic, payload, organization_id)

@@ -1,0 +1,80 @@
+"""What an event sub-generator is given, and the contract it fulfils.
+
+Sub-generators are functions of (one organization's context, a private random stream) so they can
+be written, tested and added one at a time: surveys or support tickets later become new entries
+in the source list without touching orders or the world.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from random import Random
+
+from .model import EventRecord, LatentProfile, OrganizationRecord, ParticipantRecord
+from .timeline import Timeline
+
+NEVER = 1 << 30  # day index standing for "has not left"
+
+
+@dataclass(frozen=True, slots=True)
+class OrgContext:
+    """What a sub-generator may know about one organization; day bounds are inclusive."""
+
+    org: OrganizationRecord
+    profile: LatentProfile | None
+    people: list[ParticipantRecord]
+    timeline: Timeline
+    first_day: int
+    last_day: int
+    utc_offset: int
+    joined_day: int  # may be negative: joined before the window
+    drift_day: int  # NEVER unless the organization drifts away
+    until: list[int]  # per person: first day index they no longer act (their leaving day)
+    _steps: dict[tuple[str, ...], tuple[list[int], list[str | None]]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def activity(self, day: int) -> float:
+        """Drift factor in (0, 1]: engagement fades exponentially from drift start to leaving."""
+        if day <= self.drift_day:
+            return 1.0
+        return math.exp(-3.0 * (day - self.drift_day) / max(1, self.last_day - self.drift_day))
+
+    def person(self, day: int, roles: tuple[str, ...]) -> str | None:
+        """First person still present on `day` holding one of `roles`, in order of preference.
+
+        The answer only changes on leaving days, so it is precomputed per role list as a step
+        function and looked up by bisection: orders ask this once per event.
+        """
+        steps = self._steps.get(roles)
+        if steps is None:
+            steps = self._steps[roles] = self._step_function(roles)
+        breaks, answers = steps
+        return answers[bisect_right(breaks, day)]
+
+    def _step_function(self, roles: tuple[str, ...]) -> tuple[list[int], list[str | None]]:
+        breaks = sorted({u for u in self.until if u != NEVER})
+        answers: list[str | None] = []
+        for day in [-1, *breaks]:
+            answers.append(next((p.external_id for role in roles
+                                 for p, until in zip(self.people, self.until)
+                                 if p.role == role and day < until), None))
+        return breaks, answers
+
+    def anyone(self, rng: Random, day: int) -> str | None:
+        present = [p.external_id for p, u in zip(self.people, self.until) if day < u]
+        return rng.choice(present) if present else None
+
+
+EventFn = Callable[[OrgContext, Random], Iterable[EventRecord]]
+
+
+@dataclass(frozen=True, slots=True)
+class EventSource:
+    """A named sub-generator; the name seeds its random stream, so keep names stable."""
+
+    name: str
+    generate: EventFn
+
