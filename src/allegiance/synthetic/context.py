@@ -48,19 +48,21 @@ class OrgContext:
         The answer only changes on leaving days, so it is precomputed per role list as a step
         function and looked up by bisection: orders ask this once per event.
         """
-        steps = self._steps.get(roles)
-        if steps is None:
-            steps = self._steps[roles] = self._step_function(roles)
-        breaks, answers = steps
+        breaks, answers = self.person_steps(roles)
         return answers[bisect_right(breaks, day)]
 
-    def _step_function(self, roles: tuple[str, ...]) -> tuple[list[int], list[str | None]]:
+    def person_steps(self, roles: tuple[str, ...]) -> tuple[list[int], list[str | None]]:
+        """`person` as (breaks, answers): answers[bisect_right(breaks, day)], for hot loops."""
+        steps = self._steps.get(roles)
+        if steps is not None:
+            return steps
         breaks = sorted({u for u in self.until if u != NEVER})
         answers: list[str | None] = []
         for day in [-1, *breaks]:
             answers.append(next((p.external_id for role in roles
                                  for p, until in zip(self.people, self.until)
                                  if p.role == role and day < until), None))
+        self._steps[roles] = breaks, answers
         return breaks, answers
 
     def anyone(self, rng: Random, day: int) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from operator import attrgetter
+from operator import itemgetter
 from random import Random
 
 from .context import NEVER, EventSource, OrgContext
@@ -62,7 +62,7 @@ def _context(world: World, org: OrganizationRecord) -> OrgContext | None:
 def _stream(world: World, sources: Sequence[EventSource]) -> Iterator[EventRecord]:
     seed = world.config.seed
     midnight = world.timeline.midnight
-    by_time = attrgetter("occurred_at")
+    by_time = itemgetter(EventRecord._fields.index("occurred_at"))
     for org in world.organizations:
         ctx = _context(world, org)
         if ctx is None:

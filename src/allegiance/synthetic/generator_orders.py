@@ -13,6 +13,7 @@ import math
 from bisect import bisect_right
 from itertools import accumulate
 from random import Random
+from typing import Any
 
 from .context import OrgContext
 from .model import CURRENCY, ORDER_CHANNELS, EventRecord
@@ -61,44 +62,45 @@ def orders(ctx: OrgContext, rng: Random) -> list[EventRecord]:
     profile = ctx.profile
     if profile is None:
         return []
-    tl, ext, offset = ctx.timeline, ctx.org.external_id, ctx.utc_offset
-    rand = rng.random
-    moments = sorted((tl.local_ts(rng, d, offset), d) for d in _order_days(ctx, rng))
+    ext, rand = ctx.org.external_id, rng.random
+    moments = ctx.timeline.moments(rng, _order_days(ctx, rng), ctx.utc_offset)
+    # Per-customer tables, so the per-line work is lookups: product choice, size, discount.
     product_cum = list(accumulate(profile.category_affinity))
     product_total = product_cum[-1]
+    quantity_scale = [t * profile.value_multiplier for t in _TYPICAL]
+    keep = 1.0 - profile.discount
+    prices = [int(p * keep + 0.5) for p in _PRICE]
     channel_cum = list(accumulate(profile.channel_weights))
-    vm, keep = profile.value_multiplier, 1.0 - profile.discount
     paid_share = PAID_SHARE if ctx.drift_day > ctx.last_day else PAID_SHARE_DRIFTING
-    at_ts = dt.datetime.fromtimestamp
-    n_lognormal = len(LOGNORMAL_06)
-    buyers: dict[int, str | None] = {}
+    buyer_breaks, buyers = ctx.person_steps(_BUYERS)
+    payer_breaks, payers = ctx.person_steps(_PAYERS)
+    at_ts, log, lognormal = dt.datetime.fromtimestamp, math.log, LOGNORMAL_06
+    n_lognormal = len(lognormal)
     out: list[EventRecord] = []
     append = out.append
     for number, (ts, day) in enumerate(moments, start=1):
-        lines: list[dict[str, str | int]] = []
-        values: list[tuple[int, int]] = []  # (quantity, unit price) per line, for returns
+        lines: list[dict[str, Any]] = []
+        seen: list[int] = []
         amount = 0
-        seen = set()
-        for _ in range(1 + min(5, int(-math.log(1.0 - rand()) / 0.9))):
+        n_lines = int(-log(1.0 - rand()) / 0.9)
+        for _ in range(1 + (n_lines if n_lines < 5 else 5)):
             i = bisect_right(product_cum, rand() * product_total)
-            if i in seen or i >= _N_PRODUCTS:
+            if i in seen or i >= _N_PRODUCTS:  # merge repeats into one line per SKU
                 continue
-            seen.add(i)
-            quantity = max(1, int(_TYPICAL[i] * vm * LOGNORMAL_06[int(rand() * n_lognormal)]))
-            price = int(_PRICE[i] * keep + 0.5)
+            seen.append(i)
+            quantity = int(quantity_scale[i] * lognormal[int(rand() * n_lognormal)]) or 1
+            price = prices[i]
             amount += quantity * price
-            values.append((quantity, price))
             lines.append({"sku": _SKU[i], "category": _CATEGORY[i], "quantity": quantity,
                           "unit_price_minor": price})
-        buyer = buyers[day] if day in buyers else buyers.setdefault(day, ctx.person(day, _BUYERS))
         key = f"{ext}-{number:06d}"
         order_id = "O-" + key
         u = rand() * channel_cum[-1]
         channel = ORDER_CHANNELS[0 if u < channel_cum[0] else 1 if u < channel_cum[1] else 2]
-        append(EventRecord("ord-" + key, "order.placed", ext, buyer, at_ts(ts, UTC), {
-            "order_id": order_id, "currency": CURRENCY, "amount_minor": amount,
-            "channel": channel, "lines": lines,
-        }))
+        append(EventRecord("ord-" + key, "order.placed", ext,
+                           buyers[bisect_right(buyer_breaks, day)], at_ts(ts, UTC), {
+                               "order_id": order_id, "currency": CURRENCY,
+                               "amount_minor": amount, "channel": channel, "lines": lines}))
         if rand() < paid_share:
             delay = 10 + int(rand() * 51)
             paid = ts + delay * 86_400 + int(rand() * 21_600) - 10_800
@@ -108,19 +110,18 @@ def orders(ctx: OrgContext, rng: Random) -> list[EventRecord]:
                 delay += 7 - weekday
             # The payer must still be there the day after (the UTC date can run a day ahead).
             append(EventRecord("inv-" + key, "invoice.paid", ext,
-                               ctx.person(day + delay + 1, _PAYERS), at_ts(paid, UTC),
-                               {"invoice_id": "I-" + key, "order_id": order_id,
-                                "amount_minor": amount}))
+                               payers[bisect_right(payer_breaks, day + delay + 1)],
+                               at_ts(paid, UTC), {"invoice_id": "I-" + key, "order_id": order_id,
+                                                  "amount_minor": amount}))
         if rand() < RETURN_SHARE:
-            if rand() < 0.4:
-                returned = amount
-            else:
-                quantity, price = values[int(rand() * len(values))]
-                returned = (1 + int(rand() * quantity)) * price
+            line = lines[int(rand() * len(lines))]
+            quantity = 1 + int(rand() * line["quantity"])
+            returned = amount if rand() < 0.4 else quantity * line["unit_price_minor"]
             delay = 3 + int(rand() * 28)
             returned_at = ts + delay * 86_400 + int(rand() * 14_400) - 7_200
             append(EventRecord("ret-" + key, "order.returned", ext,
-                               ctx.person(day + delay + 1, _BUYERS), at_ts(returned_at, UTC),
-                               {"order_id": order_id, "return_id": "R-" + key,
-                                "amount_minor": returned}))
+                               buyers[bisect_right(buyer_breaks, day + delay + 1)],
+                               at_ts(returned_at, UTC), {"order_id": order_id,
+                                                         "return_id": "R-" + key,
+                                                         "amount_minor": returned}))
     return out

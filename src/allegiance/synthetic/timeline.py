@@ -94,12 +94,23 @@ class Timeline:
 
     def local_ts(self, rng: Random, day: int, utc_offset_hours: int) -> int:
         """Epoch seconds of an office-hours moment on `day` in a place `utc_offset_hours` east."""
-        u = rng.random() * _HOUR_TOTAL
-        hour = bisect_right(_HOUR_CUM, u)
-        # Reuse the draw for the second within the hour: saves a random call in the hot path.
-        within = (u - (_HOUR_CUM[hour - 1] if hour else 0.0)) / _HOUR_WEIGHT[hour]
-        second = min(3599, int(within * 3600))
-        return self.midnight_ts[day] + (hour - utc_offset_hours) * 3600 + second
+        return self.moments(rng, [day], utc_offset_hours)[0][0]
+
+    def moments(self, rng: Random, days: list[int], utc_offset_hours: int,
+                ) -> list[tuple[int, int]]:
+        """(epoch seconds, day) of an office-hours moment on each of `days`, in time order."""
+        rand, midnight, cum, weight = rng.random, self.midnight_ts, _HOUR_CUM, _HOUR_WEIGHT
+        shift = -utc_offset_hours * 3600
+        out = []
+        for day in days:
+            u = rand() * _HOUR_TOTAL
+            hour = bisect_right(cum, u)
+            # Reuse the draw for the second within the hour: one random call per moment.
+            second = int((u - (cum[hour - 1] if hour else 0.0)) / weight[hour] * 3600)
+            out.append((midnight[day] + shift + hour * 3600 + (second if second < 3600 else 3599),
+                        day))
+        out.sort()
+        return out
 
     def local_time(self, rng: Random, day: int, utc_offset_hours: int) -> dt.datetime:
         """An office-hours moment on `day` in a place `utc_offset_hours` east of UTC, as UTC."""
