@@ -76,7 +76,9 @@ class Allegiance:
         self.db.dispose()
 
 
-def build(settings: Settings | None = None, *, clock: Clock | None = None, rules: RuleEngine | None = None) -> Allegiance:
+def build(
+    settings: Settings | None = None, *, clock: Clock | None = None, rules: RuleEngine | None = None
+) -> Allegiance:
     settings = settings or Settings()
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous,
                   pool_size=settings.db_pool_size)

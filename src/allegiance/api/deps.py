@@ -22,7 +22,8 @@ from allegiance.storage import tables as t
 
 
 def get_allegiance(request: Request) -> Allegiance:
-    return request.app.state.allegiance  # type: ignore[no-any-return]
+    app: Allegiance = request.app.state.allegiance
+    return app
 
 
 AppDep = Annotated[Allegiance, Depends(get_allegiance)]

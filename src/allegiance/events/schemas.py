@@ -38,7 +38,7 @@ def check_schema(schema: dict[str, Any]) -> None:
 def _compiled(schema_json: str) -> Callable[[Any], Any]:
     import json
 
-    return fastjsonschema.compile(json.loads(schema_json))  # type: ignore[no-any-return]
+    return fastjsonschema.compile(json.loads(schema_json))
 
 
 def validator_for(schema: dict[str, Any]) -> Callable[[Any], Any]:

@@ -22,7 +22,6 @@ from allegiance.programs.ports import ProgramsPort
 from allegiance.programs.service import ProgramsService
 from allegiance.rules.engine import EventContext, RuleEngine
 
-
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 

@@ -72,7 +72,8 @@ class LedgerService:
         event_id: int | None = None,
         reverses_id: int | None = None,
     ) -> Posted:
-        holder_ids = sorted({leg.account.id for leg in (*debits, *credits) if leg.account.kind.is_holder})
+        legs: list[Debit | Credit] = [*debits, *credits]
+        holder_ids = sorted({leg.account.id for leg in legs if leg.account.kind.is_holder})
         locked = self.port.lock_accounts(holder_ids)
         postings: list[Posting] = []
         allocations: dict[int, list[tuple[int, int]]] = {}

@@ -202,11 +202,11 @@ class SqlLedger:
             .where(p.c.transaction_id == transaction_id).order_by(p.c.id)
         ).all()
         for row in rows:
-            consumed = []
+            consumed: list[Any] = []
             if row.amount < 0:
-                consumed = self.conn.execute(
+                consumed = list(self.conn.execute(
                     select(alloc.c.amount, lots.c.expires_at).join(lots, lots.c.id == alloc.c.lot_id)
-                    .where(alloc.c.posting_id == row.id).order_by(alloc.c.id)).all()
+                    .where(alloc.c.posting_id == row.id).order_by(alloc.c.id)))
             if consumed:
                 legs.extend((row.account_id, -c.amount, row.unit, c.expires_at, None) for c in consumed)
             else:

@@ -7,6 +7,7 @@ tamper test) sees exactly what is wrong. Streams the chain walk: memory stays fl
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, select
@@ -81,9 +82,9 @@ def _holds(conn: Connection) -> Iterator[str]:
     for row in rows:
         if row.balance != row.held:
             yield f"escrow {row.id} ({row.address}) holds {row.balance} but pending holds total {row.held}"
-    for row in conn.execute(select(h.c.id, h.c.status).where(h.c.status != "pending",
-                                                             h.c.resolve_transaction_id.is_(None))):
-        yield f"hold {row.id} is {row.status} without a resolving transaction"
+    unresolved = select(h.c.id, h.c.status).where(h.c.status != "pending", h.c.resolve_transaction_id.is_(None))
+    for hold in conn.execute(unresolved):
+        yield f"hold {hold.id} is {hold.status} without a resolving transaction"
 
 
 def _program_totals(conn: Connection) -> Iterator[str]:
@@ -100,9 +101,9 @@ def _chain(conn: Connection, report: Report) -> Iterator[str]:
     previous: dict[int, tuple[int | None, str]] = {}
     count = 0
     rows = conn.execution_options(yield_per=2000).execute(select(tx).order_by(tx.c.program_id, tx.c.id))
-    batch: list = []
+    batch: list[Any] = []
 
-    def check(batch: list) -> Iterator[str]:
+    def check(batch: list[Any]) -> Iterator[str]:
         legs: dict[int, list[tuple[int, int, str]]] = {}
         for leg in conn.execute(select(p.c.transaction_id, p.c.account_id, p.c.amount, p.c.unit)
                                 .where(p.c.transaction_id.in_([r.id for r in batch])).order_by(p.c.id)):

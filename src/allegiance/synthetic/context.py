@@ -8,8 +8,8 @@ in the source list without touching orders or the world.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 from bisect import bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from random import Random
 
@@ -36,6 +36,16 @@ class OrgContext:
     _steps: dict[tuple[str, ...], tuple[list[int], list[str | None]]] = field(
         default_factory=dict, repr=False, compare=False)
 
+    @property
+    def bounds_ts(self) -> tuple[int, int]:
+        """[lower, upper) epoch seconds an event may occupy; the stream drops anything outside.
+
+        A sub-generator must keep causes (an order) inside, or their effects (its invoice) would
+        survive the cut without them; effects may spill past the end and are then dropped.
+        """
+        midnight = self.timeline.midnight_ts
+        return midnight[self.first_day], midnight[self.last_day] + 86_400
+
     def activity(self, day: int) -> float:
         """Drift factor in (0, 1]: engagement fades exponentially from drift start to leaving."""
         if day <= self.drift_day:
@@ -60,13 +70,13 @@ class OrgContext:
         answers: list[str | None] = []
         for day in [-1, *breaks]:
             answers.append(next((p.external_id for role in roles
-                                 for p, until in zip(self.people, self.until)
+                                 for p, until in zip(self.people, self.until, strict=True)
                                  if p.role == role and day < until), None))
         self._steps[roles] = breaks, answers
         return breaks, answers
 
     def anyone(self, rng: Random, day: int) -> str | None:
-        present = [p.external_id for p, u in zip(self.people, self.until) if day < u]
+        present = [p.external_id for p, u in zip(self.people, self.until, strict=True) if day < u]
         return rng.choice(present) if present else None
 
 

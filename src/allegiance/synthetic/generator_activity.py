@@ -55,7 +55,7 @@ def training(ctx: OrgContext, rng: Random) -> list[EventRecord]:
     """Courses completed by engineers and sales reps while they are with the organization."""
     out = []
     base = TRAININGS_PER_YEAR[ctx.org.kind] / 365.25
-    for person, until in zip(ctx.people, ctx.until):
+    for person, until in zip(ctx.people, ctx.until, strict=True):
         if person.role not in _TRAINEES:
             continue
         per_day = base * rng.lognormvariate(0.0, 0.5)
@@ -93,7 +93,7 @@ def departures(ctx: OrgContext, rng: Random) -> list[EventRecord]:
     date of `left_on` and after anything the person did on their last working day.
     """
     out = []
-    for person, until in zip(ctx.people, ctx.until):
+    for person, until in zip(ctx.people, ctx.until, strict=True):
         if person.left_on is None or not ctx.first_day <= until <= ctx.last_day:
             continue
         at = ctx.timeline.midnight[until] + dt.timedelta(seconds=rng.randrange(9 * 3600, 15 * 3600))

@@ -63,7 +63,10 @@ def orders(ctx: OrgContext, rng: Random) -> list[EventRecord]:
     if profile is None:
         return []
     ext, rand = ctx.org.external_id, rng.random
-    moments = ctx.timeline.moments(rng, _order_days(ctx, rng), ctx.utc_offset)
+    prefix = ext + "-"
+    lower, upper = ctx.bounds_ts
+    moments = [m for m in ctx.timeline.moments(rng, _order_days(ctx, rng), ctx.utc_offset)
+               if lower <= m[0] < upper]
     # Per-customer tables, so the per-line work is lookups: product choice, size, discount.
     product_cum = list(accumulate(profile.category_affinity))
     product_total = product_cum[-1]
@@ -93,7 +96,7 @@ def orders(ctx: OrgContext, rng: Random) -> list[EventRecord]:
             amount += quantity * price
             lines.append({"sku": _SKU[i], "category": _CATEGORY[i], "quantity": quantity,
                           "unit_price_minor": price})
-        key = f"{ext}-{number:06d}"
+        key = prefix + str(number).zfill(6)
         order_id = "O-" + key
         u = rand() * channel_cum[-1]
         channel = ORDER_CHANNELS[0 if u < channel_cum[0] else 1 if u < channel_cum[1] else 2]

@@ -84,6 +84,8 @@ CITIES: dict[str, list[str]] = {
     "NL": ["Rotterdam", "Utrecht", "Eindhoven"], "FR": ["Lyon", "Lille", "Nantes"],
     "PL": ["Kraków", "Gdańsk", "Poznań"],
 }
+_NATIONAL = {"KR": "Korea", "TR": "Türkiye", "DE": "Deutschland", "AT": "Österreich", "GB": "UK",
+             "US": "USA", "NL": "Nederland", "FR": "France", "PL": "Polska"}
 _KO_CITIES_ASCII = ["seoul", "busan", "incheon", "daegu", "gwangju"]
 _FIRST: dict[str, list[str]] = {
     "tr": ["Ayşe", "Mehmet", "Fatma", "Mustafa", "Zeynep", "Emre", "Elif", "Burak", "Selin",
@@ -107,6 +109,7 @@ _LAST: dict[str, list[str]] = {
     "nl": ["de Jong", "Jansen", "de Vries", "van den Berg", "Bakker", "Visser", "Smit", "Mulder"],
     "pl": ["Nowak", "Kowalski", "Wiśniewski", "Wójcik", "Kamiński", "Lewandowski", "Zieliński"],
 }
+_DE = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
 # Letters that Unicode decomposition does not reduce to ASCII.
 _ASCII_FIXES = str.maketrans({"ı": "i", "ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "æ": "ae"})
 
@@ -131,6 +134,7 @@ class CompanyName:
     name: str
     stem: str  # display stem, reused for subsidiaries of a group
     slug: str  # ASCII base of the e-mail domain
+    latin: str  # the stem in Latin script, for subsidiaries abroad ("Hanbit Deutschland GmbH")
 
 
 def company_name(rng: Random, country: str, segment: str) -> CompanyName:
@@ -139,33 +143,42 @@ def company_name(rng: Random, country: str, segment: str) -> CompanyName:
     if locale == "ko":
         (stem, stem_ascii), (trade, trade_ascii) = rng.choice(_KO_STEMS), rng.choice(_KO_TRADES)
         if segment == "education":
-            return CompanyName(f"{stem}대학교", stem, f"{stem_ascii}-univ")
+            return CompanyName(f"{stem}대학교", stem, f"{stem_ascii}-univ", stem_ascii.title())
         if segment == "public-sector":
             i = rng.randrange(len(CITIES[country]))
             city = CITIES[country][i]
-            return CompanyName(f"{city}시청", city, f"{_KO_CITIES_ASCII[i]}-city")
+            city_ascii = _KO_CITIES_ASCII[i]
+            return CompanyName(f"{city}시청", city, f"{city_ascii}-city", city_ascii.title())
         name = f"{stem}{trade} {form}" if form != "(주)" else f"(주){stem}{trade}"
-        return CompanyName(name, stem, f"{stem_ascii}{trade_ascii}")
+        return CompanyName(name, stem, f"{stem_ascii}{trade_ascii}", stem_ascii.title())
     if segment in ("public-sector", "education"):
         city = rng.choice(CITIES[country])
         name = _PUBLIC[locale][segment == "education"].format(city)
-        return CompanyName(name, city, ascii_slug(name, "-"))
+        return CompanyName(name, city, ascii_slug(name, "-"), city)
     # A family name as stem ("Kaya Tekstil") is as common as a place or image word.
     stem = rng.choice(_LAST[locale] if rng.random() < 0.3 else _STEMS[locale])
     trade = rng.choice(_TRADES[locale])
-    return CompanyName(f"{stem} {trade} {form}", stem, ascii_slug(f"{stem} {trade}", "-"))
+    slug_source = f"{stem} {trade}".translate(_DE) if locale == "de" else f"{stem} {trade}"
+    return CompanyName(f"{stem} {trade} {form}", stem, ascii_slug(slug_source, "-"), stem)
 
 
-def subsidiary_name(rng: Random, parent: CompanyName, country: str) -> CompanyName:
+def subsidiary_name(rng: Random, parent: CompanyName, parent_country: str,
+                    country: str) -> CompanyName:
+    """A group company: a new trade under the group's stem at home, a national company abroad."""
     locale = COUNTRIES[country][0]
+    if country != parent_country:
+        form = _FORMS[country][0]
+        national = f"{parent.latin} {_NATIONAL[country]}"
+        name = f"(주){national}" if form == "(주)" else f"{national} {form}"
+        return CompanyName(name, parent.stem, parent.slug, parent.latin)
     form = rng.choice(_FORMS[country])
     if locale == "ko":
         trade, trade_ascii = rng.choice(_KO_TRADES)
         name = f"(주){parent.stem}{trade}" if form == "(주)" else f"{parent.stem}{trade} {form}"
-        return CompanyName(name, parent.stem, f"{parent.slug}-{trade_ascii}")
+        return CompanyName(name, parent.stem, f"{parent.slug}-{trade_ascii}", parent.latin)
     trade = rng.choice(_TRADES[locale])
     return CompanyName(f"{parent.stem} {trade} {form}", parent.stem,
-                       f"{parent.slug}-{ascii_slug(trade, '-')}")
+                       f"{parent.slug}-{ascii_slug(trade, '-')}", parent.latin)
 
 
 def site_name(rng: Random, parent_name: str, country: str) -> str:
@@ -178,4 +191,6 @@ def person_name(rng: Random, locale: str) -> tuple[str, str, str]:
         (last, last_a), (first, first_a) = rng.choice(_KO_SURNAMES), rng.choice(_KO_GIVEN)
         return f"{last}{first}", first_a, last_a
     first, last = rng.choice(_FIRST[locale]), rng.choice(_LAST[locale])
+    if locale == "de":  # Germans write Müller as mueller, not muller, in addresses
+        return f"{first} {last}", ascii_slug(first.translate(_DE)), ascii_slug(last.translate(_DE))
     return f"{first} {last}", ascii_slug(first), ascii_slug(last)

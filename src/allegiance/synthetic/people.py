@@ -32,7 +32,7 @@ _DEFAULT_CHANNEL_CUM = (0.65, 0.75, 0.85, 1.0)
 
 def _pick(rng: Random, names: tuple[str, ...], cum: tuple[float, ...]) -> str:
     u = rng.random()
-    return next(n for n, c in zip(names, cum) if u < c)
+    return next(n for n, c in zip(names, cum, strict=True) if u < c)
 
 
 def _roles(rng: Random, org: OrganizationRecord, size: float) -> list[str]:

@@ -57,11 +57,11 @@ class _Customer:
 
 def _country(rng: Random) -> str:
     u = rng.random() * _COUNTRY_CUM[-1]
-    return next(c for c, cum in zip(_COUNTRIES, _COUNTRY_CUM) if u < cum)
+    return next(c for c, cum in zip(_COUNTRIES, _COUNTRY_CUM, strict=True) if u < cum)
 
 
-def _segment(rng: Random, size: float) -> str:
-    u = rng.random()
+def _segment(rng: Random, size: float, business_only: bool = False) -> str:
+    u = 1.0 if business_only else rng.random()
     if u < 0.07:
         return "public-sector"
     if u < 0.11:
@@ -88,53 +88,75 @@ def _draft_customers(rng: Random, config: SynthConfig, tl: Timeline,
     for d in dealers:
         by_country.setdefault(d.country, []).append(d.external_id)
     drafts: list[_Customer] = []
+    taken: set[str] = set()  # names inside groups, which would otherwise repeat
     heads: list[int] = []
     subsidiaries: list[int] = []
     n = config.organizations
     for i in range(n):
         ext = f"CUS-{i + 1:06d}"
         u = rng.random()
-        # Customer 0 always heads a group and the last one joins it if nothing else did, so
-        # even tiny datasets have a hierarchy deeper than distributor -> dealer -> customer.
+        # Customer 0 always heads a group and the last one joins a group if nothing else did,
+        # so even tiny datasets have a hierarchy deeper than distributor -> dealer -> customer.
         force_sub = i == n - 1 and i > 0 and not subsidiaries
-        if i > 0 and (u < 0.10 or force_sub) and heads:
+        if i > 0 and (u < 0.06 or force_sub) and heads:
             parent_index = rng.choice(heads)
-        elif i > 0 and u < 0.13 and subsidiaries:
+        elif i > 0 and u < 0.08 and subsidiaries:
             parent_index = rng.choice(subsidiaries)
         else:
             parent_index = -1
         if parent_index < 0:
+            is_head = i == 0 or u > 0.97
             country = _country(rng)
-            size = 20 * rng.paretovariate(1.5) if i == 0 or u > 0.96 else rng.paretovariate(1.16)
+            # Group heads are big; everyone else is Pareto-sized: many small buyers, few whales.
+            size = 20 * rng.paretovariate(1.5) if is_head else rng.paretovariate(1.16)
             size = min(size, 400.0)
             segment = _segment(rng, size) if size < 20 else "enterprise"
             name = company_name(rng, country, segment)
             parent = rng.choice(by_country.get(country) or [d.external_id for d in dealers])
-            if i == 0 or u > 0.96:
+            if is_head:
                 heads.append(i)
-            if i < int(n * (1 - JOIN_SHARE)) or i in heads:
+                taken.add(name.name)
+            # Newer customers get higher ids, as they would in a real CRM.
+            if i < int(n * (1 - JOIN_SHARE)) or is_head:
                 joined = tl.start - dt.timedelta(days=rng.randint(30, 12 * 365))
             else:
                 joined = tl.start + dt.timedelta(days=rng.randint(0, int(tl.n_days * 0.75)))
             drafts.append(_Customer(ext, parent, -1, name, country, segment, size, joined,
                                     domains(name.slug, country)))
             continue
-        owner = drafts[parent_index]
-        head = owner if owner.group_head < 0 else drafts[owner.group_head]
-        country = owner.country if rng.random() < 0.7 else _country(rng)
-        is_site = owner.group_head >= 0
+        drafts.append(_group_member(rng, tl, ext, drafts, parent_index, taken))
+        if drafts[-1].group_head == parent_index:
+            subsidiaries.append(i)
+    return drafts
+
+
+def _group_member(rng: Random, tl: Timeline, ext: str, drafts: list[_Customer], parent_index: int,
+                  taken: set[str]) -> _Customer:
+    """A subsidiary of a group head, or a site of a subsidiary; named uniquely within groups."""
+    owner = drafts[parent_index]
+    head = owner if owner.group_head < 0 else drafts[owner.group_head]
+    is_site = owner.group_head >= 0
+    country = owner.country if is_site or rng.random() < 0.7 else _country(rng)
+    for attempt in range(6):
         if is_site:
             name = CompanyName(site_name(rng, owner.name.name, country), owner.name.stem,
-                               owner.name.slug)
+                               owner.name.slug, owner.name.latin)
         else:
-            name = subsidiary_name(rng, head.name, country)
-            subsidiaries.append(i)
-        size = min(rng.paretovariate(1.3) * 2, 400.0)
-        joined = max(owner.joined_on, tl.start - dt.timedelta(days=rng.randint(30, 8 * 365)))
-        group_head = parent_index if owner.group_head < 0 else owner.group_head
-        drafts.append(_Customer(ext, owner.external_id, group_head, name, country,
-                                _segment(rng, size), size, joined, head.domain))
-    return drafts
+            # A second national company in one country gets a trade name instead.
+            name = subsidiary_name(rng, head.name, head.country if attempt < 2 else country,
+                                   country)
+        if name.name not in taken:
+            break
+    else:
+        name = CompanyName(f"{name.name} ({ext})", name.stem, name.slug, name.latin)
+    taken.add(name.name)
+    size = min(rng.paretovariate(1.3) * 2, 400.0)
+    # Group companies are businesses; a site shares its company's segment.
+    segment = owner.segment if is_site else _segment(rng, size, business_only=True)
+    joined = max(owner.joined_on, tl.start - dt.timedelta(days=rng.randint(30, 8 * 365)))
+    group_head = owner.group_head if is_site else parent_index
+    return _Customer(ext, owner.external_id, group_head, name, country, segment, size, joined,
+                     head.domain)
 
 
 def _decide_drift(rng: Random, tl: Timeline, drafts: list[_Customer]) -> None:
@@ -182,7 +204,7 @@ def build_world(config: SynthConfig) -> World:
     members: dict[str, list[ParticipantRecord]] = {}
     champions: dict[str, str | None] = {}
     emails: set[str] = set()
-    for org, domain, size, drift in zip(orgs, org_domains, sizes, drift_start):
+    for org, domain, size, drift in zip(orgs, org_domains, sizes, drift_start, strict=True):
         people, champion = staff(rng, tl, org, domain, size, drift, len(participants), emails)
         participants.extend(people)
         members[org.external_id] = people

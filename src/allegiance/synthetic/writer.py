@@ -116,18 +116,25 @@ def _write(out_dir: Path, name: str, records: Iterable[Any], schema: pa.Schema,
         while chunk := list(islice(iterator, chunk_rows)):
             count += len(chunk)
             if parquet is not None:
-                table = pa.Table.from_pydict(to_columns(chunk, names), schema=schema)
-                parquet.write_table(table)
+                parquet.write_table(pa.Table.from_pydict(to_columns(chunk, names), schema=schema))
             if jsonl is not None:
                 jsonl.writelines(line + "\n" for line in to_lines(chunk, names))
-    finally:
-        if parquet is not None:
-            parquet.close()
-        if jsonl is not None:
-            jsonl.close()
+    except BaseException:
+        _close(parquet, jsonl)
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    _close(parquet, jsonl)
     for fmt, path in paths.items():
         os.replace(partial[fmt], path)
     return count
+
+
+def _close(parquet: pq.ParquetWriter | None, jsonl: IO[str] | None) -> None:
+    if parquet is not None:
+        parquet.close()
+    if jsonl is not None:
+        jsonl.close()
 
 
 def write_dataset(program: SyntheticProgram, out_dir: Path,

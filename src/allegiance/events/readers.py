@@ -1,0 +1,177 @@
+"""Streaming readers for bulk event files: CSV, JSON Lines and Parquet.
+
+Each yields ``(line, row)`` where ``row`` is a plain dict of column → value, or a ``RowError``
+when the reader itself cannot make a row of that line (a JSON Lines line that is not JSON). Memory
+stays bounded whatever the file size: text files are read line by line, Parquet a batch at a time.
+
+Line numbers are what a person opening the file sees, so a reject can be found:
+
+* CSV — the physical line where the record starts (the header is line 1; a quoted field spanning
+  several lines counts them all). ``csv.reader`` rather than ``DictReader``: DictReader silently
+  skips blank lines, which would make the start line of the next record unknowable.
+* JSON Lines — the physical line; blank lines are skipped but counted.
+* Parquet — the 1-based row number + 1, so the first row is "line 2" exactly as in a CSV export of
+  the same data.
+
+A file that cannot be read at all (missing, unknown format, corrupt, not UTF-8) raises
+``UnreadableFile`` — eagerly from ``open_rows`` where possible, so nothing is imported from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from allegiance.events.rows import NUL_ESCAPE, RowError, loads_strict
+from allegiance.kernel.errors import ValidationFailed
+
+FORMATS = ("csv", "jsonl", "parquet")
+EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+Row = Mapping[str, Any] | RowError
+
+
+class UnreadableFile(ValidationFailed):
+    code = "unreadable_file"
+
+
+def detect_format(path: Path, explicit: str | None = None) -> str:
+    """The explicit format if given, else the one the extension names."""
+    if explicit is not None:
+        if explicit not in FORMATS:
+            raise UnreadableFile(f"unknown format {explicit!r}; use one of {', '.join(FORMATS)}", field="format")
+        return explicit
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise UnreadableFile(f"cannot tell the format of {path.name} from its extension; "
+                             f"name it .csv, .jsonl or .parquet, or pass --format", field="format")
+    return fmt
+
+
+class RowSource:
+    """An open bulk file: iterate it for ``(line, row)``; ``total`` is the row count when known."""
+
+    def __init__(self, path: Path, fmt: str, rows: Iterator[tuple[int, Row]], handle: Any,
+                 total: int | None = None) -> None:
+        self.path = path
+        self.format = fmt
+        self.total = total
+        self._rows = rows
+        self._handle = handle
+
+    def __iter__(self) -> Iterator[tuple[int, Row]]:
+        return self._rows
+
+    def close(self) -> None:
+        close = getattr(self._handle, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> RowSource:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def open_rows(path: Path | str, fmt: str | None = None, *, batch_size: int = 10_000) -> RowSource:
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    if not path.is_file():
+        raise UnreadableFile(f"{path} does not exist or is not a file", field="file")
+    try:
+        if fmt == "csv":
+            return _open_csv(path)
+        if fmt == "jsonl":
+            handle = path.open("rb")
+            return RowSource(path, fmt, _jsonl_rows(handle), handle)
+        return _open_parquet(path, batch_size)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}", field="file") from exc
+
+
+# -- JSON Lines ------------------------------------------------------------------------------
+def _jsonl_rows(handle: IO[bytes]) -> Iterator[tuple[int, Row]]:
+    for line_number, line in enumerate(handle, start=1):
+        try:
+            value = loads_strict(line)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if not line.strip():
+                continue
+            yield line_number, RowError("row", f"is not valid JSON: {exc}")
+            continue
+        if not isinstance(value, dict):
+            yield line_number, RowError("row", "must be a JSON object")
+        elif b"\\u0000" in line and NUL_ESCAPE in json.dumps(value.get("payload"), ensure_ascii=False):
+            yield line_number, RowError("payload", "must not contain a NUL character (\\u0000)")
+        else:
+            yield line_number, value
+
+
+# -- CSV -------------------------------------------------------------------------------------
+def _open_csv(path: Path) -> RowSource:
+    handle = path.open("r", encoding="utf-8-sig", newline="")
+    reader = csv.reader(handle)
+    try:
+        header = [name.strip() for name in next(reader, [])]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        handle.close()
+        raise UnreadableFile(f"{path.name}: cannot read the header line: {exc}", field="file") from exc
+    if len(set(header)) != len(header):
+        handle.close()
+        raise UnreadableFile(f"{path.name}: the header names a column twice", field="file")
+    return RowSource(path, "csv", _csv_rows(path, reader, header), handle)
+
+
+def _csv_rows(path: Path, reader: Any, header: list[str]) -> Iterator[tuple[int, Row]]:
+    width = len(header)
+    end = reader.line_num
+    while True:
+        start = end + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(f"{path.name}: line {start} or after is not UTF-8 ({exc.reason})",
+                                 field="file") from exc
+        except csv.Error as exc:
+            raise UnreadableFile(f"{path.name}: line {start}: {exc}", field="file") from exc
+        end = reader.line_num
+        if not record:
+            continue  # a blank line
+        row: dict[Any, Any] = dict(zip(header, record, strict=False))
+        if len(record) > width:
+            row[None] = record[width:]  # the same convention as csv.DictReader's restkey
+        yield start, row
+
+
+# -- Parquet ---------------------------------------------------------------------------------
+def _open_parquet(path: Path, batch_size: int) -> RowSource:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, ValueError) as exc:
+        raise UnreadableFile(f"{path.name} is not a readable Parquet file: {exc}", field="file") from exc
+    return RowSource(path, "parquet", _parquet_rows(path, parquet, batch_size), parquet,
+                     total=parquet.metadata.num_rows)
+
+
+def _parquet_rows(path: Path, parquet: Any, batch_size: int) -> Iterator[tuple[int, Row]]:
+    import pyarrow as pa
+
+    line = 2
+    try:
+        for batch in parquet.iter_batches(batch_size=batch_size):
+            for row in batch.to_pylist():
+                yield line, row
+                line += 1
+    except (pa.ArrowException, OSError) as exc:
+        raise UnreadableFile(f"{path.name}: cannot read the rows after line {line - 1}: {exc}",
+                             field="file") from exc
