@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from starlette.exceptions import StarletteDeprecationWarning
 
 from allegiance.access.model import KeyRole
 from allegiance.api.app import create_api
@@ -25,6 +26,10 @@ from allegiance.bootstrap import Allegiance
 from allegiance.storage import tables as t
 from tests import factories as f
 from tests.conftest import ProgramFixture
+
+with warnings.catch_warnings():  # starlette warns once, at import, that it would rather drive httpx2
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
 
 FUNDS = 1_000_000
 EVENT_TYPE = "order.placed"
@@ -37,6 +42,8 @@ NO_KEY, REVOKED, MALFORMED = "no key", "revoked key", "malformed key"
 CALLERS = (OPERATOR, ORG_ADMIN, INTEGRATION, PARTICIPANT, NO_KEY, REVOKED, MALFORMED)
 OWN, FOREIGN, OTHER = "own", "foreign", "other program"
 OWNERS = (OWN, FOREIGN, OTHER)
+# For test modules: starlette's TestClient warns that it prefers httpx2 (a UserWarning subclass).
+QUIET = pytest.mark.filterwarnings("ignore::starlette.exceptions.StarletteDeprecationWarning")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -33,12 +33,14 @@ from allegiance.events.rows import PayloadChecker, RowError, parse_row
 from allegiance.events.service import EventConflict
 from allegiance.kernel.errors import AllegianceError
 from allegiance.storage import tables as t
-from allegiance.storage.bulk_subjects import Subjects
 from allegiance.storage.outbox import emit
 
 CONFLICT_REASON = "was already recorded with other content"
 IMPORTED_TOPIC = "events.imported"
 KEEP_REJECTS = 100
+CACHE_LIMIT = 200_000
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Reject(NamedTuple):
@@ -64,6 +66,100 @@ class ImportSummary:
     @property
     def rows(self) -> int:
         return self.accepted + self.duplicates + self.rejected_count
+
+
+class _Bounded(Generic[K, V]):
+    """A dict that forgets its oldest entries past ``limit``: memory stays flat on huge programs."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data: dict[K, V] = {}
+
+    def lookup(self, keys: Iterable[K], fetch: Callable[[list[K]], Iterable[tuple[K, V]]]) -> dict[K, V]:
+        """The values of ``keys``: cached ones, and the rest fetched in one go (absent keys stay absent)."""
+        found: dict[K, V] = {}
+        missing = []
+        for key in keys:
+            value = self.data.get(key)
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
+        if missing:
+            for key, value in fetch(missing):
+                found[key] = value
+                if len(self.data) >= self.limit:
+                    del self.data[next(iter(self.data))]
+                self.data[key] = value
+        return found
+
+
+class Subjects:
+    """Organization and participant ids of one program, fetched a chunk at a time and cached
+    across chunks (ids and external ids of both never change once created). Only hits are cached:
+    an organization created during a long import is found by the next chunk."""
+
+    def __init__(self, program_id: int, limit: int = CACHE_LIMIT) -> None:
+        self.program_id = program_id
+        self._orgs_by_ext: _Bounded[str, int] = _Bounded(limit)
+        self._orgs_by_id: _Bounded[int, int] = _Bounded(limit)
+        self._people_by_ext: _Bounded[str, tuple[int, int]] = _Bounded(limit)
+        self._people_by_id: _Bounded[int, int] = _Bounded(limit)  # participant id → its organization
+        self._chunk: tuple[dict[str, int], dict[int, int], dict[str, tuple[int, int]], dict[int, int]] = (
+            {}, {}, {}, {})
+
+    def _fetch(self, conn: Connection, columns: list[Any], key: Any) -> Callable[[list[Any]], Iterator[Any]]:
+        def fetch(keys: list[Any]) -> Iterator[Any]:
+            for part in _slices(keys):
+                query = select(*columns).where(key.table.c.program_id == self.program_id, key.in_(part))
+                for row in conn.execute(query):
+                    yield (row[0], row[1]) if len(columns) == 2 else (row[0], (row[1], row[2]))
+        return fetch
+
+    def load(self, conn: Connection, events: list[IncomingEvent]) -> None:
+        """Look up every subject the chunk's events name: one query per kind of reference."""
+        o, p = t.organizations.c, t.participants.c
+        self._chunk = (
+            self._orgs_by_ext.lookup({e.organization_external_id for e in events if e.organization_id is None
+                                      and e.organization_external_id is not None},
+                                     self._fetch(conn, [o.external_id, o.id], o.external_id)),
+            self._orgs_by_id.lookup({e.organization_id for e in events if e.organization_id is not None},
+                                    self._fetch(conn, [o.id, o.id], o.id)),
+            self._people_by_ext.lookup({e.participant_external_id for e in events if e.participant_id is None
+                                        and e.participant_external_id is not None},
+                                       self._fetch(conn, [p.external_id, p.id, p.organization_id], p.external_id)),
+            self._people_by_id.lookup({e.participant_id for e in events if e.participant_id is not None},
+                                      self._fetch(conn, [p.id, p.organization_id], p.id)),
+        )
+
+    def resolve(self, event: IncomingEvent) -> tuple[int | None, int | None] | RowError:
+        """(organization id, participant id), with the same rules and messages as the API path."""
+        orgs_by_ext, orgs_by_id, people_by_ext, people_by_id = self._chunk
+        org = None
+        if event.organization_id is not None:
+            org = orgs_by_id.get(event.organization_id)
+            if org is None:
+                return RowError("organization_id", f"organization {event.organization_id} does not exist")
+        elif event.organization_external_id is not None:
+            org = orgs_by_ext.get(event.organization_external_id)
+            if org is None:
+                return RowError("organization_external_id",
+                                f"no organization with external_id {event.organization_external_id!r}")
+        if event.participant_id is not None:
+            field_name, person, person_org = "participant_id", event.participant_id, people_by_id.get(
+                event.participant_id)
+            if person_org is None:
+                return RowError(field_name, f"participant {event.participant_id} does not exist")
+        elif event.participant_external_id is not None:
+            field_name, found = "participant_external_id", people_by_ext.get(event.participant_external_id)
+            if found is None:
+                return RowError(field_name, f"no participant with external_id {event.participant_external_id!r}")
+            person, person_org = found
+        else:
+            return org, None
+        if org is not None and org != person_org:
+            return RowError(field_name, "the participant does not belong to that organization")
+        return person_org, person
 
 
 class _Chunk:

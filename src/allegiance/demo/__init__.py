@@ -1,0 +1,1 @@
+"""The demo program: synthetic B2B data loaded through the same paths real operators use."""
