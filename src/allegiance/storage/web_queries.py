@@ -102,7 +102,13 @@ def account_postings(conn: Connection, account_id: int, *, before: int | None = 
     return [dict(r._mapping) for r in conn.execute(query.order_by(p.c.id.desc()).limit(limit + 1))]
 
 
-def participant_count(conn: Connection, program_id: int, organization_id: int) -> int:
-    p = t.participants
-    return int(conn.execute(select(func.count()).select_from(p).where(
-        p.c.program_id == program_id, p.c.organization_id == organization_id)).scalar_one())
+def organization_totals(conn: Connection, program_id: int, organization_id: int) -> list[dict[str, Any]]:
+    """Σ balances of an organization's holder accounts per unit and kind, split company / people,
+    whatever the number of people (the page lists only the first ones)."""
+    a = t.accounts
+    personal = a.c.participant_id.is_not(None).label("personal")
+    rows = conn.execute(
+        select(a.c.unit, a.c.kind, personal, func.coalesce(func.sum(a.c.balance), 0).label("total"))
+        .where(a.c.program_id == program_id, a.c.organization_id == organization_id)
+        .group_by(a.c.unit, a.c.kind, personal).order_by(a.c.unit))
+    return [{"unit": r.unit, "kind": r.kind, "personal": bool(r.personal), "total": int(r.total)} for r in rows]
