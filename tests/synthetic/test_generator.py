@@ -158,6 +158,16 @@ def test_names_are_multilingual(medium: SyntheticProgram) -> None:
     assert {p.locale for p in medium.participants} >= {"ko", "tr", "de", "en"}
 
 
+def test_people_share_their_organizations_locale_and_time_zone(small: SyntheticProgram) -> None:
+    orgs = {o.external_id: o for o in small.organizations}
+    zones = {"KR": "Asia/Seoul", "TR": "Europe/Istanbul", "DE": "Europe/Berlin"}
+    for p in small.participants:
+        org = orgs[p.organization_external_id]
+        assert p.locale == org.locale
+        assert p.time_zone == zones.get(org.country, p.time_zone)
+        assert p.time_zone.count("/") == 1
+
+
 def test_people_who_left_have_a_date_and_others_do_not(medium: SyntheticProgram) -> None:
     for p in medium.participants:
         assert (p.status == "left") == (p.left_on is not None)

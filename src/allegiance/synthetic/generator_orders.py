@@ -17,7 +17,7 @@ from typing import Any
 
 from .context import OrgContext
 from .model import CURRENCY, ORDER_CHANNELS, EventRecord
-from .products import PRODUCTS
+from .products import PRODUCT_CATEGORY_INDEX, PRODUCT_SHARE_IN_CATEGORY, PRODUCTS
 from .timeline import LOGNORMAL_06, UTC, poisson
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -28,7 +28,6 @@ ONBOARDING_DAYS = 60
 _BUYERS = ("purchasing_manager", "owner", "accountant", "engineer", "sales_rep", "other")
 _PAYERS = ("accountant", "purchasing_manager", "owner")
 _N_PRODUCTS = len(PRODUCTS)
-_PRODUCT_IDS = range(_N_PRODUCTS)
 _SKU = [p.sku for p in PRODUCTS]
 _CATEGORY = [p.category for p in PRODUCTS]
 _PRICE = [p.unit_price_minor for p in PRODUCTS]
@@ -68,7 +67,9 @@ def orders(ctx: OrgContext, rng: Random) -> list[EventRecord]:
     moments = [m for m in ctx.timeline.moments(rng, _order_days(ctx, rng), ctx.utc_offset)
                if lower <= m[0] < upper]
     # Per-customer tables, so the per-line work is lookups: product choice, size, discount.
-    product_cum = list(accumulate(profile.category_affinity))
+    affinity = profile.category_affinity
+    product_cum = list(accumulate(affinity[c] * share for c, share in
+                                  zip(PRODUCT_CATEGORY_INDEX, PRODUCT_SHARE_IN_CATEGORY, strict=True)))
     product_total = product_cum[-1]
     quantity_scale = [t * profile.value_multiplier for t in _TYPICAL]
     keep = 1.0 - profile.discount
@@ -88,7 +89,9 @@ def orders(ctx: OrgContext, rng: Random) -> list[EventRecord]:
         n_lines = int(-log(1.0 - rand()) / 0.9)
         for _ in range(1 + (n_lines if n_lines < 5 else 5)):
             i = bisect_right(product_cum, rand() * product_total)
-            if i in seen or i >= _N_PRODUCTS:  # merge repeats into one line per SKU
+            if i >= _N_PRODUCTS:  # rand() * total rounded up to the last boundary
+                i = _N_PRODUCTS - 1
+            if i in seen:  # merge repeats into one line per SKU
                 continue
             seen.append(i)
             quantity = int(quantity_scale[i] * lognormal[int(rand() * n_lognormal)]) or 1

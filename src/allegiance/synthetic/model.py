@@ -111,16 +111,16 @@ class LatentProfile:
     """
 
     external_id: str
-    size: float
-    orders_per_month: float
-    value_multiplier: float
-    growth_per_year: float
-    discount: float
-    drift_start: dt.date | None
-    champion_external_id: str | None
+    size: float  # Pareto-distributed scale, 1 = the smallest buyer; drives headcount and spend
+    orders_per_month: float  # at an average season and weekday, before growth and drift
+    value_multiplier: float  # scales quantities on order lines
+    growth_per_year: float  # continuous rate: exp(growth * years) multiplies order frequency
+    discount: float  # share off list prices
+    drift_start: dt.date | None  # when engagement starts fading; left_on is when it ends
+    champion_external_id: str | None  # the champion whose leaving preceded the drift, if any
     recycles: bool
-    category_affinity: tuple[float, ...]
-    channel_weights: tuple[float, float, float]
+    category_affinity: tuple[float, ...]  # relative line weights, in products.CATEGORIES order
+    channel_weights: tuple[float, float, float]  # online, dealer, phone
 
 
 @dataclass(frozen=True)

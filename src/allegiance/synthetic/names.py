@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from random import Random
 
 # country -> (locale, IANA time zone, standard UTC offset in hours, e-mail domain suffix)
@@ -114,6 +115,7 @@ _DE = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe",
 _ASCII_FIXES = str.maketrans({"ı": "i", "ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "æ": "ae"})
 
 
+@lru_cache(maxsize=8192)  # names come from small word lists; this is called per person
 def ascii_slug(text: str, sep: str = "") -> str:
     """Lower-case ASCII letters and digits only, words joined by `sep`."""
     decomposed = unicodedata.normalize("NFKD", text.translate(_ASCII_FIXES))

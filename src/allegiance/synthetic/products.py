@@ -73,10 +73,12 @@ PRODUCTS: tuple[Product, ...] = tuple(
     for category, (_share, typical, items) in _CATALOG.items()
     for sku, name, price in items
 )
-# Base share of each product on order lines: the category share split over its products.
-PRODUCT_SHARE: tuple[float, ...] = tuple(
-    _CATALOG[p.category][0] / len(_CATALOG[p.category][2]) for p in PRODUCTS
+CATEGORY_SHARE: tuple[float, ...] = tuple(share for share, _, _ in _CATALOG.values())
+# Each product's share of its category's order lines (equal within a category).
+PRODUCT_SHARE_IN_CATEGORY: tuple[float, ...] = tuple(
+    1.0 / len(_CATALOG[p.category][2]) for p in PRODUCTS
 )
+PRODUCT_CATEGORY_INDEX: tuple[int, ...] = tuple(CATEGORIES.index(p.category) for p in PRODUCTS)
 CARTRIDGE_INDEXES: frozenset[int] = frozenset(
     i for i, p in enumerate(PRODUCTS) if p.category == "cartridges"
 )

@@ -15,7 +15,7 @@ from random import Random
 from .model import LatentProfile, OrganizationRecord, ParticipantRecord, SynthConfig
 from .names import COUNTRIES, COUNTRY_WEIGHTS, CompanyName, company_name, site_name, subsidiary_name
 from .people import staff
-from .products import PRODUCT_SHARE
+from .products import CATEGORY_SHARE
 from .timeline import Timeline
 
 DISTRIBUTOR_ID = "DIST-0001"
@@ -215,7 +215,8 @@ def build_world(config: SynthConfig) -> World:
 
 
 def _profile(rng: Random, c: _Customer, champion: str | None) -> LatentProfile:
-    affinity = tuple(s * rng.gammavariate(0.8, 1.25) for s in PRODUCT_SHARE)
+    # Customers differ in what they buy (a print shop lives on paper and toner), not only how much.
+    affinity = tuple(max(1e-6, round(s * rng.gammavariate(0.8, 1.25), 6)) for s in CATEGORY_SHARE)
     return LatentProfile(
         external_id=c.external_id,
         size=round(c.size, 4),

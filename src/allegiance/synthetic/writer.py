@@ -50,9 +50,9 @@ EVENT_SCHEMA = pa.schema([
 ])
 
 
-def _dumps(value: Any) -> str:
-    # Compact and UTF-8 as-is: Korean and Turkish names stay readable and files stay small.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# Compact and UTF-8 as-is: Korean and Turkish names stay readable and files stay small. One
+# shared encoder, since json.dumps with options builds a new one per call.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _json_value(value: Any) -> Any:
@@ -79,29 +79,44 @@ def _event_row(e: EventRecord) -> dict[str, Any]:
     }
 
 
-def _record_columns(records: list[Any], names: Sequence[str]) -> dict[str, list[Any]]:
+Columns = dict[str, list[Any]]
+
+
+def _record_columns(records: list[Any], names: Sequence[str]) -> Columns:
     return {n: [getattr(r, n) for r in records] for n in names}
 
 
-def _record_lines(records: list[Any], names: Sequence[str]) -> Iterator[str]:
+def _record_lines(records: list[Any], names: Sequence[str], _columns: Columns | None,
+                  ) -> Iterator[str]:
     for r in records:
         yield _dumps({n: _json_value(getattr(r, n)) for n in names})
 
 
-def _event_columns(events: list[EventRecord], names: Sequence[str]) -> dict[str, list[Any]]:
+def _event_columns(events: list[EventRecord], names: Sequence[str]) -> Columns:
     columns = _record_columns(events, names[:-1])
     columns["payload"] = [_dumps(e.payload) for e in events]
     return columns
 
 
-def _event_lines(events: list[EventRecord], names: Sequence[str]) -> Iterator[str]:
-    return map(_dumps, map(_event_row, events))
+def _event_lines(events: list[EventRecord], names: Sequence[str], columns: Columns | None,
+                 ) -> Iterator[str]:
+    # Payloads are the bulk of each line: reuse the JSON already made for Parquet if there is.
+    payloads = columns["payload"] if columns else [_dumps(e.payload) for e in events]
+    for e, payload in zip(events, payloads, strict=True):
+        head = _dumps({
+            "source_id": e.source_id,
+            "type": e.type,
+            "organization_external_id": e.organization_external_id,
+            "participant_external_id": e.participant_external_id,
+            "occurred_at": e.occurred_at.isoformat(),
+        })
+        yield f'{head[:-1]},"payload":{payload}}}'
 
 
 def _write(out_dir: Path, name: str, records: Iterable[Any], schema: pa.Schema,
            formats: Sequence[str], chunk_rows: int,
-           to_columns: Callable[[list[Any], Sequence[str]], dict[str, list[Any]]],
-           to_lines: Callable[[list[Any], Sequence[str]], Iterator[str]]) -> int:
+           to_columns: Callable[[list[Any], Sequence[str]], Columns],
+           to_lines: Callable[[list[Any], Sequence[str], Columns | None], Iterator[str]]) -> int:
     """Stream `records` into `name`.parquet / `name`.jsonl; files appear only when complete."""
     names = schema.names
     paths = {fmt: out_dir / f"{name}.{fmt}" for fmt in formats}
@@ -115,10 +130,11 @@ def _write(out_dir: Path, name: str, records: Iterable[Any], schema: pa.Schema,
         iterator = iter(records)
         while chunk := list(islice(iterator, chunk_rows)):
             count += len(chunk)
+            columns = to_columns(chunk, names) if parquet is not None else None
             if parquet is not None:
-                parquet.write_table(pa.Table.from_pydict(to_columns(chunk, names), schema=schema))
+                parquet.write_table(pa.Table.from_pydict(columns, schema=schema))
             if jsonl is not None:
-                jsonl.writelines(line + "\n" for line in to_lines(chunk, names))
+                jsonl.writelines(line + "\n" for line in to_lines(chunk, names, columns))
     except BaseException:
         _close(parquet, jsonl)
         for path in partial.values():
