@@ -5,6 +5,7 @@ API, web pages, CLI and tests all call :func:`build`; nothing connects to a data
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ def build(
     settings: Settings | None = None, *, clock: Clock | None = None, rules: RuleEngine | None = None
 ) -> Allegiance:
     settings = settings or Settings()
+    logging.getLogger("allegiance").setLevel(settings.log_level)
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous,
                   pool_size=settings.db_pool_size)
     return Allegiance(settings, db, clock or SystemClock(), rules or NoRules())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from allegiance.cli.common import application, console, fail, settings
+from allegiance.cli.common import application, console, fail, guarded, settings
 from allegiance.config import Environment
 
 
@@ -28,14 +28,15 @@ def demo(
     upgrade(configured.database_url)
     with application() as app:
         with console.status("loading the demo program (synthetic distributor, dealers and customers)…"):
-            summary = load_demo(app, seed=seed, organizations=organizations)
+            summary = guarded(lambda: load_demo(app, seed=seed, organizations=organizations))
         email, password, key = demo_credentials(app, summary.program_id)
     state = "loaded" if summary.created else "already loaded"
     console.print(f"[green]demo program {state}[/green]: {summary.organizations} organizations, "
                   f"{summary.participants} people, {summary.events} events"
                   + (f", {summary.awards} awards" if summary.created else ""))
-    console.print(f"operator pages: http://{host}:{port}/   login [bold]{email}[/bold] / [bold]{password}[/bold]")
-    console.print(f"API docs:       http://{host}:{port}/docs")
+    console.print(f"operator pages: http://{host}:{port}/   login [bold]{email}[/bold] / [bold]{password}[/bold]",
+                  soft_wrap=True)
+    console.print(f"API docs:       http://{host}:{port}/docs", soft_wrap=True)
     console.print("API key (operator, shown once):")
     print(key, flush=True)
     if serve:

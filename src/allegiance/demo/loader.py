@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from allegiance.access.model import KeyRole
 from allegiance.bootstrap import Allegiance
+from allegiance.kernel.errors import AllegianceError
 from allegiance.ledger.policy import AwardSplit, ExpiryMode, ExpiryPolicy
 from allegiance.ledger.model import UnitKind
 from allegiance.programs.model import ProgramSettings, UnitConfig
@@ -26,6 +27,13 @@ from allegiance.synthetic import SynthConfig, SyntheticProgram, event_type_catal
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "operator@demo.allegiance.local"
 DEMO_PASSWORD = "allegiance-demo"  # development only: `demo` refuses to run in production
+
+
+LOADED = "demo.loaded"
+
+
+class DemoIncomplete(AllegianceError):
+    code = "demo_incomplete"
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,11 @@ def load_demo(app: Allegiance, *, seed: int = 42, organizations: int = 300, mont
         existing = uow.program_store.program_by_slug(DEMO_SLUG)
     if existing is not None:
         with app.read() as uow:
+            loaded = uow.conn.execute(select(t.outbox.c.id).where(t.outbox.c.program_id == existing["id"],
+                                                                  t.outbox.c.topic == LOADED)).first()
+            if loaded is None:
+                raise DemoIncomplete("an earlier demo load was interrupted: delete the database file "
+                                     "(see ALLEGIANCE_DATABASE_URL) and run the demo again")
             count = {name: int(uow.conn.execute(select(func.count()).select_from(table)
                                                 .where(table.c.program_id == existing["id"])).scalar_one())
                      for name, table in (("o", t.organizations), ("p", t.participants), ("e", t.events))}
@@ -149,10 +162,12 @@ def load_demo(app: Allegiance, *, seed: int = 42, organizations: int = 300, mont
         for name, schema in event_type_catalog().items():
             uow.events.declare_type(program_id, name, schema, f"{name} (synthetic demo data)")
     orgs = _create_organizations(app, program_id, data)
-    people = _create_participants(app, program_id, data)
+    people = _create_participants(app, program_id, data, orgs)
     summary = import_rows(app, program_id, ((i + 2, row) for i, row in enumerate(iter_event_rows(data))))
     awards = _seed_ledger(app, program_id, settings)
     _seed_redemptions(app, program_id)
+    with app.write() as uow:
+        uow.program_store.emit(program_id, LOADED, {"organizations": len(orgs), "events": summary.accepted}, None)
     return DemoSummary(program_id, len(orgs), len(people), summary.accepted, awards, created=True)
 
 
