@@ -12,6 +12,9 @@ from allegiance.kernel.secrets import hash_password, new_api_key, secret_matches
 from allegiance.storage import tables as t
 
 
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
 class SqlAccess:
     def __init__(self, conn: Connection, clock: Clock) -> None:
         self.conn = conn
@@ -60,7 +63,9 @@ class SqlAccess:
 
     def authenticate(self, email: str, password: str) -> dict[str, Any] | None:
         row = self.conn.execute(select(t.users).where(t.users.c.email == email.lower())).first()
-        if row is None or not row.is_active or not verify_password(password, row.password_hash):
+        # Hash even for an unknown e-mail, so response time does not reveal which accounts exist.
+        matches = verify_password(password, row.password_hash if row else _DUMMY_HASH)
+        if row is None or not row.is_active or not matches:
             return None
         return dict(row._mapping)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, func, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, func, literal, or_, select
 
 from allegiance.storage import tables as t
 
@@ -51,7 +51,7 @@ def organization_accounts(conn: Connection, program_id: int, organization_id: in
     """The organization's pool and escrow accounts plus the personal accounts of the given people,
     each with its holder's name; pool first, then people by name."""
     a, p = t.accounts, t.participants
-    holder = a.c.participant_id.is_(None)
+    holder: ColumnElement[bool] = a.c.participant_id.is_(None)
     if participant_ids:
         holder = or_(holder, a.c.participant_id.in_(list(participant_ids)))
     rows = conn.execute(

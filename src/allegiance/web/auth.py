@@ -28,7 +28,7 @@ SESSION_MAX_AGE = 12 * 60 * 60  # seconds; a working day, then log in again
 CSRF_FIELD = "csrf_token"
 
 
-class LoginRequired(Exception):  # noqa: N818 - a control-flow signal, not an error
+class LoginRequired(Exception):
     """No (valid) session: the route layer answers with a redirect to the login page."""
 
     def __init__(self, next_url: str) -> None:
@@ -36,16 +36,17 @@ class LoginRequired(Exception):  # noqa: N818 - a control-flow signal, not an er
         self.next_url = next_url
 
 
-class CsrfFailed(Exception):  # noqa: N818
+class CsrfFailed(Exception):
     """A POST without the session's CSRF token: answered with 403."""
 
 
-class NoProgram(Exception):  # noqa: N818
+class NoProgram(Exception):
     """Logged in, but no program exists yet: the page explains how to create one."""
 
 
 def get_allegiance(request: Request) -> Allegiance:
-    return request.app.state.allegiance  # type: ignore[no-any-return]
+    allegiance: Allegiance = request.app.state.allegiance
+    return allegiance
 
 
 def csrf_token(request: Request) -> str:

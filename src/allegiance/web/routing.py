@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from allegiance.kernel.errors import AllegianceError, NotFound
+from allegiance.kernel.errors import AllegianceError, NotFound, ValidationFailed
 from allegiance.web.auth import CsrfFailed, LoginRequired, NoProgram, login_url
 from allegiance.web.rendering import render
 
@@ -44,14 +44,15 @@ def _failure(request: Request, exc: Exception) -> Response:
                           "This form was not sent from a page of this site or has expired. "
                           "Go back, reload the page and try again.")
     if isinstance(exc, NoProgram):
-        return error_page(request, 404, "No program yet",
+        return error_page(request, 200, "No program yet",
                           "There is no loyalty program to show. Create one with "
                           "'allegiance programs create', then reload this page.")
     if isinstance(exc, NotFound):
         return error_page(request, 404, "Not found", exc.message)
-    if isinstance(exc, AllegianceError):
+    if isinstance(exc, AllegianceError):  # on a page, bad input came from a link: a bad request
         where = f"{exc.field}: " if exc.field else ""
-        return error_page(request, exc.status if exc.status < 500 else 400, "Cannot show this", where + exc.message)
+        status = 400 if isinstance(exc, ValidationFailed) else exc.status
+        return error_page(request, status, "Bad request" if status == 400 else "Cannot show this", where + exc.message)
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e["loc"] and e["loc"][0] == "path" for e in errors):
