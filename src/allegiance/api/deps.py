@@ -7,7 +7,6 @@ the caller's reach as missing.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from sqlalchemy import select
 
 from allegiance.access.model import Action, KeyRole, Principal
 from allegiance.bootstrap import Allegiance, UnitOfWork
+from allegiance.kernel.cursors import decode_cursor, encode_cursor
 from allegiance.kernel.errors import NotFound, Unauthenticated, ValidationFailed
 from allegiance.storage import tables as t
 
@@ -102,23 +102,6 @@ class Scope:
         return organization_id in self.organizations
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "id":
-            raise ValueError(kind)
-        return int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("not a cursor returned by this API", field="cursor") from exc
-
-
 @dataclass(frozen=True)
 class Page:
     after: int
@@ -130,7 +113,7 @@ def page(request: Request, cursor: Annotated[str | None, Query(max_length=200)] 
     maximum = get_allegiance(request).settings.max_page_size
     if limit > maximum:
         raise ValidationFailed(f"must be at most {maximum}", field="limit")
-    return Page(decode_cursor(cursor), limit)
+    return Page(decode_cursor(cursor) or 0, limit)
 
 
 def paged(items: list[dict[str, Any]], pg: Page) -> dict[str, Any]:

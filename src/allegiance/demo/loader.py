@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from allegiance.access.model import KeyRole
 from allegiance.bootstrap import Allegiance
 from allegiance.kernel.errors import AllegianceError
-from allegiance.ledger.policy import AwardSplit, ExpiryMode, ExpiryPolicy
 from allegiance.ledger.model import UnitKind
+from allegiance.ledger.policy import AwardSplit, ExpiryMode, ExpiryPolicy
 from allegiance.programs.model import ProgramSettings, UnitConfig
 from allegiance.storage import tables as t
 from allegiance.storage.bulk_events import import_rows
@@ -175,8 +175,8 @@ def demo_credentials(app: Allegiance, program_id: int) -> tuple[str, str, str]:
     """Ensure the demo operator exists; issue a fresh operator API key (keys are stored hashed,
     so an old one can never be shown again)."""
     with app.write() as uow:
-        if uow.access.authenticate(DEMO_EMAIL, DEMO_PASSWORD) is None:
-            if not uow.access.set_password(DEMO_EMAIL, DEMO_PASSWORD):
-                uow.access.create_user(DEMO_EMAIL, "Demo operator", DEMO_PASSWORD)
+        known = uow.access.authenticate(DEMO_EMAIL, DEMO_PASSWORD) is not None
+        if not known and not uow.access.set_password(DEMO_EMAIL, DEMO_PASSWORD):
+            uow.access.create_user(DEMO_EMAIL, "Demo operator", DEMO_PASSWORD)
         _, key = uow.access.create_key(program_id, f"demo {app.clock.now():%Y-%m-%d %H:%M}", KeyRole.OPERATOR)
     return DEMO_EMAIL, DEMO_PASSWORD, key

@@ -1,32 +1,12 @@
-"""Opaque cursors for the pages' "Next" links: the id of the last row shown, so a page never skips or
-repeats rows when others are inserted meanwhile. The query decides the direction (organizations go
-by id upwards, histories newest first). The API keeps its own cursors: entry points do not import
-each other."""
+"""Paging for the pages' "Next" links (cursor codec shared with the API in ``kernel.cursors``).
+The query decides the direction: organizations go by id upwards, histories newest first."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
-from allegiance.kernel.errors import ValidationFailed
-
-
-def encode_cursor(row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{row_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "id":
-            raise ValueError(kind)
-        return int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("this link's cursor is not one the pages made", field="cursor") from exc
+from allegiance.kernel.cursors import encode_cursor
 
 
 @dataclass(frozen=True)

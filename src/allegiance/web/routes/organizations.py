@@ -12,10 +12,11 @@ from typing import Annotated, Any
 from fastapi import Query, Request
 from starlette.responses import Response
 
+from allegiance.kernel.cursors import decode_cursor
 from allegiance.programs.model import OrganizationKind, OrganizationStatus
 from allegiance.storage import queries, web_queries
 from allegiance.web.auth import OperatorDep, get_allegiance
-from allegiance.web.pagination import decode_cursor, window
+from allegiance.web.pagination import window
 from allegiance.web.rendering import is_fragment, render, with_query
 from allegiance.web.routing import web_router
 
