@@ -79,6 +79,9 @@ class RowSource:
 
 
 def open_rows(path: Path | str, fmt: str | None = None, *, batch_size: int = 10_000) -> RowSource:
+    """Open a bulk file for streaming (``fmt`` overrides the extension); close it, or use ``with``.
+    Raises ``UnreadableFile`` now for a missing file, an unknown format, a bad CSV header or a file
+    that is not Parquet, so that nothing is imported from it."""
     path = Path(path)
     fmt = detect_format(path, fmt)
     if not path.is_file():
@@ -97,6 +100,8 @@ def open_rows(path: Path | str, fmt: str | None = None, *, batch_size: int = 10_
 # -- JSON Lines ------------------------------------------------------------------------------
 def _jsonl_rows(handle: IO[bytes]) -> Iterator[tuple[int, Row]]:
     for line_number, line in enumerate(handle, start=1):
+        if line_number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
         try:
             value = loads_strict(line)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -114,17 +119,29 @@ def _jsonl_rows(handle: IO[bytes]) -> Iterator[tuple[int, Row]]:
 
 # -- CSV -------------------------------------------------------------------------------------
 def _open_csv(path: Path) -> RowSource:
-    handle = path.open("r", encoding="utf-8-sig", newline="")
-    reader = csv.reader(handle)
+    handle = path.open("rb")
+    reader = csv.reader(_decoded_lines(path, handle))
     try:
         header = [name.strip() for name in next(reader, [])]
-    except (UnicodeDecodeError, csv.Error) as exc:
+        if len(set(header)) != len(header):
+            raise UnreadableFile(f"{path.name}: the header names a column twice", field="file")
+    except csv.Error as exc:
         handle.close()
         raise UnreadableFile(f"{path.name}: cannot read the header line: {exc}", field="file") from exc
-    if len(set(header)) != len(header):
+    except UnreadableFile:
         handle.close()
-        raise UnreadableFile(f"{path.name}: the header names a column twice", field="file")
+        raise
     return RowSource(path, "csv", _csv_rows(path, reader, header), handle)
+
+
+def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[str]:
+    """Decode line by line (not in 8 KiB blocks) so a bad byte is reported on its own line."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(f"{path.name}: line {number} is not UTF-8 ({exc.reason})", field="file") from exc
+        yield text.removeprefix("\ufeff") if number == 1 else text
 
 
 def _csv_rows(path: Path, reader: Any, header: list[str]) -> Iterator[tuple[int, Row]]:
@@ -136,9 +153,6 @@ def _csv_rows(path: Path, reader: Any, header: list[str]) -> Iterator[tuple[int,
             record = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError as exc:
-            raise UnreadableFile(f"{path.name}: line {start} or after is not UTF-8 ({exc.reason})",
-                                 field="file") from exc
         except csv.Error as exc:
             raise UnreadableFile(f"{path.name}: line {start}: {exc}", field="file") from exc
         end = reader.line_num

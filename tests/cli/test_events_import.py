@@ -1,0 +1,168 @@
+"""``allegiance events import`` through the real command line (typer's CliRunner)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner, Result
+
+from allegiance.bootstrap import Allegiance
+from allegiance.cli.main import app as cli
+from allegiance.storage import tables as t
+from allegiance.synthetic import SynthConfig, SyntheticProgram, generate, iter_event_rows, write_dataset
+from tests.conftest import TEST_SECRET, ProgramFixture
+from tests.storage.test_bulk_events import seed_program, snapshot
+
+CONFIG = SynthConfig(seed=5, organizations=10, months=4, dealers=2)
+
+
+@pytest.fixture
+def world(allegiance: Allegiance, program: ProgramFixture) -> SyntheticProgram:
+    synthetic = generate(CONFIG)
+    seed_program(allegiance, program.id, synthetic)
+    return synthetic
+
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def run(db_url: str, program: ProgramFixture) -> Invoke:
+    env = {"ALLEGIANCE_DATABASE_URL": db_url, "ALLEGIANCE_ENVIRONMENT": "test", "ALLEGIANCE_SECRET_KEY": TEST_SECRET}
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["events", "import", *args, "--program", program.slug], env=env)
+
+    return invoke
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["source_id", "type", "occurred_at", "organization_external_id",
+                                                    "participant_external_id", "payload"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "payload": json.dumps(row["payload"], ensure_ascii=False)})
+    return path
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def counts(stdout: str) -> dict[str, str]:
+    """The summary table as {row name: value}."""
+    return dict(re.findall(r"│ ([a-z/]+) +│ +([^ │]+)", stdout))
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())  # Rich wraps long lines at 80 columns when not on a terminal
+
+
+def stored_events(app: Allegiance) -> list[tuple[Any, ...]]:
+    with app.read() as uow:
+        e = t.events
+        return [tuple(r) for r in uow.conn.execute(
+            select(e.c.source_id, e.c.type, e.c.organization_id, e.c.participant_id, e.c.occurred_at, e.c.payload,
+                   e.c.payload_hash).order_by(e.c.source_id))]
+
+
+def test_every_format_carries_the_same_events(allegiance: Allegiance, world: SyntheticProgram, run: Invoke,
+                                              tmp_path: Path) -> None:
+    rows = list(iter_event_rows(world))
+    write_dataset(world, tmp_path, formats=["jsonl", "parquet"])
+    first = run(str(tmp_path / "events.parquet"))
+    assert first.exit_code == 0, first.output
+    assert counts(first.stdout)["accepted"] == f"{len(rows):,}"
+    events = stored_events(allegiance)
+    assert [e[0] for e in events] == sorted(r["source_id"] for r in rows)
+    # the same events in the other formats are duplicates, never conflicts: same parsed content
+    for path in (tmp_path / "events.jsonl", write_csv(tmp_path / "events.csv", rows)):
+        again = run(str(path))
+        assert again.exit_code == 0, again.output
+        assert (counts(again.stdout)["duplicates"], counts(again.stdout)["accepted"]) == (f"{len(rows):,}", "0")
+    assert stored_events(allegiance) == events
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_bad_rows_go_to_the_rejects_file_with_their_line_while_good_rows_are_imported(
+        allegiance: Allegiance, world: SyntheticProgram, run: Invoke, tmp_path: Path, fmt: str) -> None:
+    good = list(iter_event_rows(world))[:6]
+    bad = [
+        {**good[0], "source_id": "bad-type", "type": "invoice.lost"},
+        {**good[1], "source_id": "bad-field", "payload": {**good[1]["payload"], good_key(good[1]): -1}},
+        {**good[2], "source_id": "bad-time", "occurred_at": "2024-13-01T00:00:00Z"},
+        {**good[3], "source_id": "bad-org", "organization_external_id": "CUS-999999",
+         "participant_external_id": None},
+    ]
+    ordered = [good[0], bad[0], good[1], bad[1], good[2], bad[2], good[3], bad[3], good[4], good[5]]
+    if fmt == "jsonl":
+        lines = [json.dumps(r) for r in ordered]
+        lines.insert(5, '{"source_id": "broken", ')  # line 6: not JSON
+        path = write_jsonl(tmp_path / "events.jsonl", lines)
+        expected = {2: "type", 4: f"payload.{good_key(good[1])}", 6: "row", 7: "occurred_at",
+                    9: "organization_external_id"}
+    else:
+        path = write_csv(tmp_path / "events.csv", ordered)  # header is line 1
+        expected = {3: "type", 5: f"payload.{good_key(good[1])}", 7: "occurred_at", 9: "organization_external_id"}
+    result = run(str(path))
+    assert result.exit_code == 2, result.output
+    with (tmp_path / f"events.{fmt}.rejects.csv").open(encoding="utf-8", newline="") as handle:
+        rejects = list(csv.DictReader(handle))
+    assert {int(r["line"]): r["field"] for r in rejects} == expected
+    assert {r["source_id"] for r in rejects} >= {"bad-type", "bad-field", "bad-time", "bad-org"}
+    stderr = flat(result.stderr)
+    for line, field in list(expected.items())[:5]:
+        assert f"line {line}: {field}:" in stderr
+    assert f"{len(expected)} rows rejected" in stderr
+    assert [e[0] for e in stored_events(allegiance)] == sorted(r["source_id"] for r in good)
+
+
+def good_key(row: dict[str, Any]) -> str:
+    """A payload field of this row's type that must be a non-negative integer."""
+    return next(k for k in ("amount_minor", "quantity", "modules", "value_minor", "score") if k in row["payload"])
+
+
+def test_replaying_the_same_file_changes_nothing_and_clears_stale_rejects(
+        allegiance: Allegiance, world: SyntheticProgram, run: Invoke, tmp_path: Path) -> None:
+    rows = list(iter_event_rows(world))
+    path = write_jsonl(tmp_path / "events.jsonl", [json.dumps(r) for r in rows])
+    stale = tmp_path / "events.jsonl.rejects.csv"
+    stale.write_text("line,field,reason,source_id\n9,x,y,z\n", encoding="utf-8")
+    first = run(str(path), "--chunk-size", "100")
+    assert first.exit_code == 0, first.output
+    assert not stale.exists()
+    before = snapshot(allegiance)
+    second = run(str(path), "--chunk-size", "100")
+    assert second.exit_code == 0, second.output
+    assert counts(second.stdout)["duplicates"] == f"{len(rows):,}"
+    assert snapshot(allegiance) == before
+
+
+def test_an_unreadable_file_or_unknown_program_exits_2_with_a_clear_message(
+        run: Invoke, tmp_path: Path, db_url: str) -> None:
+    (tmp_path / "events.xml").write_text("<events/>", encoding="utf-8")
+    (tmp_path / "events.parquet").write_bytes(b"PAR1 not really")
+    cases = {
+        str(tmp_path / "events.xml"): "cannot tell the format of events.xml",
+        str(tmp_path / "missing.jsonl"): "does not exist",
+        str(tmp_path / "events.parquet"): "is not a readable Parquet file",
+    }
+    for path, message in cases.items():
+        result = run(path)
+        assert result.exit_code == 2, result.output
+        assert message in flat(result.stderr)
+    forced = run(str(tmp_path / "events.xml"), "--format", "jsonl")
+    assert forced.exit_code == 2 and "line 1: row: is not valid JSON" in flat(forced.stderr)
+    env = {"ALLEGIANCE_DATABASE_URL": db_url, "ALLEGIANCE_ENVIRONMENT": "test", "ALLEGIANCE_SECRET_KEY": TEST_SECRET}
+    jsonl = write_jsonl(tmp_path / "events.jsonl", [])
+    unknown = CliRunner().invoke(cli, ["events", "import", str(jsonl), "--program", "nope"], env=env)
+    assert unknown.exit_code == 2 and "no program with slug 'nope'" in flat(unknown.stderr)
