@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from allegiance.cli.admin import db_app, keys_app, ledger_app, programs_app, users_app
+from allegiance.cli.demo import register as register_demo
+from allegiance.cli.events import events_app
 
 app = typer.Typer(
     name="allegiance",
@@ -39,20 +41,5 @@ def serve(
                 log_level=configured.log_level.lower(), access_log=False)
 
 
-def _register_optional() -> None:
-    """Sub-commands whose modules may grow heavy imports stay lazy."""
-    try:
-        from allegiance.cli.events import events_app
-
-        app.add_typer(events_app, name="events")
-    except ImportError:  # pragma: no cover - during development of the module
-        pass
-    try:
-        from allegiance.cli.demo import register
-
-        register(app)
-    except ImportError:  # pragma: no cover
-        pass
-
-
-_register_optional()
+app.add_typer(events_app, name="events")
+register_demo(app)
