@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -41,7 +41,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _pg_admin():  # type: ignore[no-untyped-def]
+def _pg_admin() -> Engine:
     assert PG_ADMIN_URL
     return create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), poolclass=NullPool,
                          isolation_level="AUTOCOMMIT")
