@@ -13,7 +13,8 @@ import hashlib
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from allegiance.access.model import KeyRole
 from allegiance.api.app import create_api
 from allegiance.bootstrap import Allegiance
+from allegiance.events.model import IncomingEvent
 from allegiance.storage import tables as t
 from tests import factories as f
 from tests.conftest import ProgramFixture
@@ -67,7 +69,6 @@ class World:
     keys: dict[str, str]  # caller -> bearer secret (program A, scoped to the "own" side)
     key_ids: dict[str, int]
     other_operator_key: str
-    _counter: list[int] = field(default_factory=lambda: [0])
 
     # -- requests -----------------------------------------------------------------------------
     def headers(self, caller: str, *, idempotency: bool = True) -> dict[str, str]:
@@ -76,9 +77,9 @@ class World:
             return headers
         return {**headers, "Authorization": f"Bearer {self.keys[caller]}"}
 
-    def op(self, program: str = "A") -> dict[str, str]:
-        key = self.keys[OPERATOR] if program == "A" else self.other_operator_key
-        return {"Authorization": f"Bearer {key}", "Idempotency-Key": new_key()}
+    def lenient(self) -> TestClient:
+        """A client that answers a crash as the 500 a real client would see, instead of raising it."""
+        return TestClient(self.client.app, raise_server_exceptions=False)
 
     # -- fresh objects, made through the services (not the API under test) ---------------------------
     def ref(self, prefix: str) -> str:
@@ -94,8 +95,6 @@ class World:
         return posted.transaction_id
 
     def hold(self, owner: str, amount: int = 10) -> int:
-        from datetime import timedelta
-
         side = self.sides[owner]
         with self.allegiance.write() as uow:
             hold = uow.ledger.reserve(side.program_id, side.personal_account_id, amount, ttl=timedelta(hours=1),
@@ -103,10 +102,6 @@ class World:
         return hold.id
 
     def event(self, owner: str) -> int:
-        from datetime import UTC, datetime
-
-        from allegiance.events.model import IncomingEvent
-
         side = self.sides[owner]
         with self.allegiance.write() as uow:
             [recorded] = uow.events.record(side.program_id, [IncomingEvent(
