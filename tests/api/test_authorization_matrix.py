@@ -351,9 +351,6 @@ def test_participant_key_cannot_read_a_colleague_directly(world: World) -> None:
     assert {a["participant_id"] for a in accounts} == {world.sides[OWN].participant_id}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a participant key reads a colleague's holds (GET /holds/{id} and "
-                   "GET /holds) although the colleague's account itself answers 404: holds are scoped by "
-                   "organization only (api/routes/holds.py _hold, queries.holds)")
 def test_participant_key_cannot_read_a_colleagues_holds(world: World) -> None:
     _, account, hold = colleague(world)
     me = {"Authorization": f"Bearer {world.keys[PARTICIPANT]}"}
@@ -362,9 +359,6 @@ def test_participant_key_cannot_read_a_colleagues_holds(world: World) -> None:
     assert world.client.get(f"{V1}/holds/{hold}", headers=me).status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a participant key reads a colleague's transactions (GET "
-                   "/transactions/{id} and the list), postings and account ids included, although the "
-                   "colleague's account answers 404: transactions are scoped by organization only")
 def test_participant_key_cannot_read_a_colleagues_transactions(world: World) -> None:
     person, _, _ = colleague(world)
     own = world.sides[OWN]
@@ -378,9 +372,6 @@ def test_participant_key_cannot_read_a_colleagues_transactions(world: World) -> 
     assert world.client.get(f"{V1}/transactions/{posted.transaction_id}", headers=me).status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="bug: POST /api-keys checks participant_id only when role=participant; "
-                   "for any other role it is stored unchecked — another program's participant is accepted (201, a "
-                   "cross-tenant reference on the key) and a missing one crashes on the foreign key (500)")
 @pytest.mark.parametrize("whose", [OTHER, NOWHERE])
 def test_a_key_cannot_name_a_participant_outside_the_program(world: World, whose: str) -> None:
     before = world.fingerprint()
@@ -424,9 +415,6 @@ def leave(world: World) -> None:
     f.fund(world.allegiance, world.program_id, own.personal_account_id, 50)  # an operator's goodwill credit
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a participant key keeps working after its participant left the "
-                   "organization — it still reads the company's organization and transactions, and spends points "
-                   "credited afterwards (access/principal_for_key ignores the participant's status)")
 def test_a_leavers_key_stops_working(world: World) -> None:
     leave(world)
     before = world.fingerprint()
@@ -438,8 +426,6 @@ def test_a_leavers_key_stops_working(world: World) -> None:
     assert (spend.status_code, read.status_code) == (401, 401)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: POST /api-keys issues a participant key for a participant who has "
-                   "left (201); it should refuse with 422 naming participant_id")
 def test_no_new_key_for_a_leaver(world: World) -> None:
     leave(world)
     before = world.fingerprint()

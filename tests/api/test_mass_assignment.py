@@ -154,9 +154,6 @@ NULLS = [("organizations", "organization_id", "status"), ("organizations", "orga
          ("participants", "participant_id", "name"), ("participants", "participant_id", "consents")]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: PATCH with null for a non-nullable field answers 403 forbidden "
-                   "without a field (api/routes/organizations.py and participants.py raise Forbidden) instead of "
-                   "422 validation_failed naming the field")
 @pytest.mark.parametrize(("what", "id_name", "name"), NULLS, ids=[f"{w}.{n}" for w, _, n in NULLS])
 def test_update_cannot_null_a_required_field(world: World, what: str, id_name: str, name: str) -> None:
     """Settable on update, but never to nothing: that is bad input, so 422 naming the field."""

@@ -147,25 +147,18 @@ def test_validation_problem_lists_every_error(world: World) -> None:
     assert body["field"] in fields and all(e["reason"] for e in body["errors"])
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a body that is not JSON answers 422 with field '[11]' (the parser's "
-                   "character offset, from api/problems.py _location) instead of naming the body")
 def test_invalid_json_names_the_body(world: World) -> None:
     response = world.client.post(f"{V1}/transactions/awards", content=b'{"amount": ',
                                  headers={**world.headers(OPERATOR), "content-type": "application/json"})
     assert_problem(response, 422, "validation_failed", "body")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: POST /events with a body that is neither an event nor a batch "
-                   "(null, a list, a string) answers 422 with no field at all (api/routes/events.py _parse turns "
-                   "the empty location into field=None)")
 @pytest.mark.parametrize("raw", [None, [1, 2], "event"], ids=["null", "list", "string"])
 def test_event_body_of_the_wrong_shape_names_the_body(world: World, raw: Any) -> None:
     response = world.client.post(f"{V1}/events", json=raw, headers=world.headers(INTEGRATION))
     assert_problem(response, 422, "validation_failed", "body")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a bad key in a dict field is named 'consents.fax.[key]' (pydantic's "
-                   "marker leaks through api/problems.py _location) instead of the path 'consents.fax'")
 def test_bad_dict_key_is_named_by_its_path(world: World) -> None:
     response = world.client.patch(f"{V1}/participants/{world.sides[OWN].participant_id}",
                                   json={"consents": {"fax": True}}, headers=world.headers(OPERATOR))

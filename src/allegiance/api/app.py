@@ -4,30 +4,64 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allegiance import __version__
 from allegiance.api import problems
 from allegiance.api.idempotency import InFlight
 from allegiance.api.routes import accounts, events, holds, keys, organizations, participants, programs, transactions
+from allegiance.api.schemas import EventBatch, EventIn
 from allegiance.bootstrap import Allegiance
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse oversized bodies early (413) instead of parsing them."""
+class BodyLimit:
+    """Refuse bodies over the limit with 413, whether announced (Content-Length) or streamed
+    (chunked): the byte count is checked as the body arrives, so nothing larger is ever buffered."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        super().__init__(app)
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.max_bytes:
-            return problems.problem(413, "payload_too_large", f"the body may be at most {self.max_bytes} bytes")
-        return await call_next(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = problems.problem(413, "payload_too_large", f"the body may be at most {self.max_bytes} bytes")
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise StarletteHTTPException(413, f"the body may be at most {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _openapi_with_event_bodies(app: FastAPI) -> dict[str, Any]:
+    """POST /events takes one event or a batch; it parses the body itself (to name the failing
+    index), so FastAPI does not see the two models: add them to the components here."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    _, definitions = models_json_schema([(EventIn, "validation"), (EventBatch, "validation")],
+                                        ref_template="#/components/schemas/{model}")
+    components.update(definitions.get("$defs", {}))
+    app.openapi_schema = schema
+    return schema
 
 
 def api_router() -> APIRouter:
@@ -45,6 +79,7 @@ def create_api(allegiance: Allegiance) -> FastAPI:
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=allegiance.settings.max_body_bytes)
     app.include_router(api_router())
+    app.openapi = lambda: _openapi_with_event_bodies(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy import select
 
 from allegiance.access.model import Action, KeyRole, Principal
@@ -27,6 +27,9 @@ def get_allegiance(request: Request) -> Allegiance:
 
 
 AppDep = Annotated[Allegiance, Depends(get_allegiance)]
+MAX_ID = 2**63 - 1  # BIGINT: a larger id can name nothing, so it is refused as input, not looked up
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def authenticate(request: Request, allegiance: AppDep) -> Principal:
@@ -69,6 +72,7 @@ class Scope:
 
     principal: Principal
     organizations: set[int] | None  # None = all in the program
+    accounts: set[int] | None = None  # participants: only their own accounts (personal and escrow)
 
     @classmethod
     def of(cls, principal: Principal, uow: UnitOfWork) -> Scope:
@@ -77,8 +81,14 @@ class Scope:
         if principal.role is KeyRole.ORG_ADMIN and principal.organization_id is not None:
             return cls(principal, subtree(uow, principal.program_id, principal.organization_id))
         if principal.role is KeyRole.PARTICIPANT and principal.organization_id is not None:
-            return cls(principal, {principal.organization_id})
+            own = uow.conn.execute(select(t.accounts.c.id).where(
+                t.accounts.c.program_id == principal.program_id,
+                t.accounts.c.participant_id == principal.participant_id)).scalars().all()
+            return cls(principal, {principal.organization_id}, set(own))
         return cls(principal, set())
+
+    def sees_account_id(self, account_id: int) -> bool:
+        return self.accounts is None or account_id in self.accounts
 
     def sees_organization(self, organization_id: int | None) -> bool:
         return self.organizations is None or organization_id in self.organizations

@@ -28,12 +28,16 @@ def problem(status: int, code: str, detail: str, *, field: str | None = None, **
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+def location(loc: tuple[Any, ...] | list[Any]) -> str:
+    """Pydantic's error location as a path a person reads: ``events[1].payload.amount``.
+
+    ``[key]`` entries (a dict key that failed) are dropped: the path already names the key."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header", "[key]")]
     out = ""
     for part in parts:
-        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
-    return out or ".".join(str(p) for p in loc)
+        text = str(part)
+        out += f"[{text}]" if isinstance(part, int) or text.isdigit() else (f".{text}" if out else text)
+    return out or ("body" if loc and loc[0] == "body" else ".".join(str(p) for p in loc))
 
 
 def install(app: FastAPI) -> None:
@@ -43,7 +47,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _location(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+        errors = []
+        for error in exc.errors():
+            if error.get("type") == "json_invalid":  # loc holds the parser's character offset
+                offset = error["loc"][-1] if error["loc"] else "?"
+                errors.append({"field": "body", "reason": f"is not valid JSON (at character {offset})"})
+            else:
+                errors.append({"field": location(tuple(error["loc"])), "reason": error["msg"]})
         first = errors[0] if errors else {"field": None, "reason": "invalid request"}
         return problem(422, "validation_failed", f"{first['field']}: {first['reason']}", field=first["field"],
                        errors=errors)

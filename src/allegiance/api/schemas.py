@@ -17,6 +17,7 @@ Amount = Annotated[int, Field(gt=0, le=10**15, description="Integer in the unit'
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
 Locale = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=20)]
 Memo = Annotated[str, Field(max_length=500)]
+MAX_ID = 2**63 - 1
 
 
 class Strict(BaseModel):
@@ -27,31 +28,31 @@ class OrganizationCreate(Strict):
     external_id: ExternalId
     name: Name
     kind: OrganizationKind = OrganizationKind.CUSTOMER
-    parent_id: int | None = Field(default=None, ge=1)
+    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     segment: str | None = Field(default=None, max_length=60)
     country: Country | None = None
     locale: Locale | None = None
     joined_on: date | None = None
-    account_manager_id: int | None = Field(default=None, ge=1)
+    account_manager_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class OrganizationUpdate(Strict):
     name: Name | None = None
     kind: OrganizationKind | None = None
-    parent_id: int | None = Field(default=None, ge=1)
+    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     segment: str | None = Field(default=None, max_length=60)
     country: Country | None = None
     locale: Locale | None = None
     status: OrganizationStatus | None = None
     joined_on: date | None = None
     left_on: date | None = None
-    account_manager_id: int | None = Field(default=None, ge=1)
+    account_manager_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     attributes: dict[str, Any] | None = None
 
 
 class ParticipantCreate(Strict):
-    organization_id: int = Field(ge=1)
+    organization_id: int = Field(ge=1, le=MAX_ID)
     external_id: ExternalId
     name: Name
     email: EmailStr | None = None
@@ -81,28 +82,28 @@ class ParticipantLeave(Strict):
 
 
 class AwardRequest(Strict):
-    organization_id: int = Field(ge=1)
-    participant_id: int | None = Field(default=None, ge=1)
+    organization_id: int = Field(ge=1, le=MAX_ID)
+    participant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     amount: Amount
     unit: str | None = Field(default=None, max_length=16)
     memo: Memo = ""
 
 
 class SpendRequest(Strict):
-    account_id: int = Field(ge=1)
+    account_id: int = Field(ge=1, le=MAX_ID)
     amount: Amount
     memo: Memo = ""
 
 
 class AdjustRequest(Strict):
-    account_id: int = Field(ge=1)
+    account_id: int = Field(ge=1, le=MAX_ID)
     amount: int = Field(ge=-(10**15), le=10**15, description="Signed; non-zero")
     memo: Memo = Field(min_length=1)
 
 
 class TransferRequest(Strict):
-    from_account_id: int = Field(ge=1)
-    to_account_id: int = Field(ge=1)
+    from_account_id: int = Field(ge=1, le=MAX_ID)
+    to_account_id: int = Field(ge=1, le=MAX_ID)
     amount: Amount
     memo: Memo = ""
 
@@ -112,7 +113,7 @@ class ReverseRequest(Strict):
 
 
 class HoldCreate(Strict):
-    account_id: int = Field(ge=1)
+    account_id: int = Field(ge=1, le=MAX_ID)
     amount: Amount
     memo: Memo = ""
     ttl_hours: int | None = Field(default=None, ge=1, le=24 * 365)
@@ -126,9 +127,9 @@ class EventIn(Strict):
     source_id: str = Field(min_length=1, max_length=200, description="The source system's id: the dedupe key")
     type: str = Field(min_length=1, max_length=100)
     occurred_at: AwareDatetime
-    organization_id: int | None = Field(default=None, ge=1)
+    organization_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     organization_external_id: str | None = Field(default=None, max_length=100)
-    participant_id: int | None = Field(default=None, ge=1)
+    participant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     participant_external_id: str | None = Field(default=None, max_length=100)
     payload: dict[str, Any] = Field(default_factory=dict)
 
@@ -146,8 +147,8 @@ class EventTypeIn(Strict):
 class ApiKeyCreate(Strict):
     name: str = Field(min_length=1, max_length=100)
     role: KeyRole
-    organization_id: int | None = Field(default=None, ge=1)
-    participant_id: int | None = Field(default=None, ge=1)
+    organization_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    participant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class Balance(BaseModel):

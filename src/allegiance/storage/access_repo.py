@@ -11,7 +11,6 @@ from allegiance.kernel.clock import Clock
 from allegiance.kernel.secrets import hash_password, new_api_key, secret_matches, split_api_key, verify_password
 from allegiance.storage import tables as t
 
-
 _DUMMY_HASH = hash_password("not-a-real-password")
 
 
@@ -37,6 +36,11 @@ class SqlAccess:
         row = self.conn.execute(select(t.api_keys).where(t.api_keys.c.prefix == prefix)).first()
         if row is None or row.revoked_at is not None or not secret_matches(secret, row.secret_hash):
             return None
+        if row.participant_id is not None:  # a person's key ends when they leave their organization
+            status = self.conn.execute(select(t.participants.c.status)
+                                       .where(t.participants.c.id == row.participant_id)).scalar()
+            if status == "left":
+                return None
         return Principal(program_id=row.program_id, role=KeyRole(row.role), key_id=row.id,
                          organization_id=row.organization_id, participant_id=row.participant_id)
 

@@ -106,9 +106,14 @@ def postings_of_account(conn: Connection, account_id: int, *, after: int = 0, li
 
 def transactions(conn: Connection, program_id: int, *, visible: Collection[int] | None, after: int = 0,
                  limit: int = 50, organization_id: int | None = None, kind: str | None = None,
-                 ids: Collection[int] | None = None) -> list[dict[str, Any]]:
+                 ids: Collection[int] | None = None,
+                 touching: Collection[int] | None = None) -> list[dict[str, Any]]:
+    """``touching``: only transactions with a posting on one of these accounts (a participant's view)."""
     tx = t.transactions
     query = select(tx).where(tx.c.program_id == program_id, tx.c.id > after)
+    if touching is not None:
+        query = query.where(tx.c.id.in_(select(t.postings.c.transaction_id)
+                                        .where(t.postings.c.account_id.in_(list(touching)))))
     if organization_id is not None:
         query = query.where(tx.c.organization_id == organization_id)
     if kind:
@@ -150,9 +155,12 @@ def event_types(conn: Connection, program_id: int) -> list[dict[str, Any]]:
 
 
 def holds(conn: Connection, program_id: int, *, visible: Collection[int] | None, after: int = 0,
-          limit: int = 50, status: str | None = None, account_id: int | None = None) -> list[dict[str, Any]]:
+          limit: int = 50, status: str | None = None, account_id: int | None = None,
+          accounts: Collection[int] | None = None) -> list[dict[str, Any]]:
     h = t.holds
     query = select(h).where(h.c.program_id == program_id, h.c.id > after)
+    if accounts is not None:
+        query = query.where(h.c.account_id.in_(list(accounts)))
     if status:
         query = query.where(h.c.status == status)
     if account_id is not None:

@@ -7,8 +7,8 @@ tamper test) sees exactly what is wrong. Streams the chain walk: memory stays fl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 

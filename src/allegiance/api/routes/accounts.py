@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from allegiance.access.model import Action, KeyRole, Principal
-from allegiance.api.deps import AppDep, Page, Scope, authorized, page, paged
+from allegiance.api.deps import AppDep, Page, PathId, QueryId, Scope, authorized, page, paged
 from allegiance.api.routes.ledger_scope import visible_account
 from allegiance.storage import queries
 
@@ -17,8 +17,8 @@ def list_accounts(
     app: AppDep,
     principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))],
     pg: Annotated[Page, Depends(page)],
-    organization_id: Annotated[int | None, Query(ge=1)] = None,
-    participant_id: Annotated[int | None, Query(ge=1)] = None,
+    organization_id: QueryId = None,
+    participant_id: QueryId = None,
     kind: Annotated[str | None, Query(max_length=20)] = None,
     unit: Annotated[str | None, Query(max_length=16)] = None,
 ) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def list_accounts(
 
 
 @router.get("/{account_id}")
-def get_account(app: AppDep, account_id: int,
+def get_account(app: AppDep, account_id: PathId,
                 principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))]) -> dict[str, Any]:
     """An account with its balance (Σ postings), the amount on hold and what is available."""
     with app.read() as uow:
@@ -45,7 +45,7 @@ def get_account(app: AppDep, account_id: int,
 
 
 @router.get("/{account_id}/postings")
-def account_postings(app: AppDep, account_id: int, pg: Annotated[Page, Depends(page)],
+def account_postings(app: AppDep, account_id: PathId, pg: Annotated[Page, Depends(page)],
                      principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))]) -> dict[str, Any]:
     """The account's history, oldest first: each entry says which transaction (and event) made it."""
     with app.read() as uow:

@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from allegiance.access.model import Action, Principal
-from allegiance.api.deps import AppDep, Page, Scope, authorized, page, paged
+from allegiance.api.deps import AppDep, Page, PathId, QueryId, Scope, authorized, page, paged
+from allegiance.api.problems import location
 from allegiance.api.schemas import EventBatch, EventIn, EventTypeIn
 from allegiance.events.model import IncomingEvent, Outcome
 from allegiance.kernel.errors import NotFound, ValidationFailed
@@ -22,17 +23,15 @@ def _incoming(event: EventIn) -> IncomingEvent:
 
 def _parse(raw: Any) -> tuple[list[EventIn], bool]:
     """One event object, or ``{"events": [...]}`` for a batch (all-or-nothing)."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed("must be one event object, or {\"events\": [...]} for a batch", field="body")
     try:
-        if isinstance(raw, dict) and "events" in raw:
+        if "events" in raw:
             return EventBatch.model_validate(raw).events, True
         return [EventIn.model_validate(raw)], False
     except ValidationError as exc:
-        error = exc.errors()[0]
-        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
-        raise ValidationFailed(error["msg"], field=location or None,
-                               errors=[{"field": "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
-                                                         for p in e["loc"]).lstrip("."), "reason": e["msg"]}
-                                       for e in exc.errors()[:20]]) from exc
+        errors = [{"field": location(e["loc"]), "reason": e["msg"]} for e in exc.errors()[:20]]
+        raise ValidationFailed(errors[0]["reason"], field=errors[0]["field"], errors=errors) from exc
 
 
 @router.post("/events", status_code=201, openapi_extra={"requestBody": {"content": {"application/json": {
@@ -60,7 +59,7 @@ def record_events(request: Request, app: AppDep,
 def list_events(app: AppDep, principal: Annotated[Principal, Depends(authorized(Action.READ_EVENTS))],
                 pg: Annotated[Page, Depends(page)],
                 type: Annotated[str | None, Query(max_length=100)] = None,
-                organization_id: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+                organization_id: QueryId = None) -> dict[str, Any]:
     with app.read() as uow:
         scope = Scope.of(principal, uow)
         items = queries.events(uow.conn, principal.program_id, visible=scope.organizations, after=pg.after,
@@ -69,7 +68,7 @@ def list_events(app: AppDep, principal: Annotated[Principal, Depends(authorized(
 
 
 @router.get("/events/{event_id}")
-def get_event(app: AppDep, event_id: int,
+def get_event(app: AppDep, event_id: PathId,
               principal: Annotated[Principal, Depends(authorized(Action.READ_EVENTS))]) -> dict[str, Any]:
     with app.read() as uow:
         scope = Scope.of(principal, uow)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from allegiance.access.model import Action, Principal
-from allegiance.api.deps import AppDep, Page, Scope, authorized, page, paged
+from allegiance.api.deps import AppDep, Page, PathId, QueryId, Scope, authorized, page, paged
 from allegiance.api.routes.ledger_scope import spendable_account
 from allegiance.api.routes.transactions import IdempotencyKey, _run
 from allegiance.api.schemas import HoldCreate, HoldPost
@@ -20,7 +20,8 @@ router = APIRouter(prefix="/holds", tags=["holds"])
 
 def _hold(uow: UnitOfWork, principal: Principal, hold_id: int) -> dict[str, Any]:
     hold = uow.ledger_store.get_hold(principal.program_id, hold_id)
-    if hold is None or not Scope.of(principal, uow).sees_organization(hold.organization_id):
+    scope = Scope.of(principal, uow)
+    if hold is None or not scope.sees_organization(hold.organization_id) or not scope.sees_account_id(hold.account_id):
         raise NotFound(f"hold {hold_id} not found")
     return hold.__dict__
 
@@ -29,11 +30,11 @@ def _hold(uow: UnitOfWork, principal: Principal, hold_id: int) -> dict[str, Any]
 def list_holds(app: AppDep, principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))],
                pg: Annotated[Page, Depends(page)],
                status: Annotated[str | None, Query(max_length=20)] = None,
-               account_id: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+               account_id: QueryId = None) -> dict[str, Any]:
     with app.read() as uow:
         scope = Scope.of(principal, uow)
         items = queries.holds(uow.conn, principal.program_id, visible=scope.organizations, after=pg.after,
-                              limit=pg.limit, status=status, account_id=account_id)
+                              limit=pg.limit, status=status, account_id=account_id, accounts=scope.accounts)
     return paged(items, pg)
 
 
@@ -52,14 +53,14 @@ def reserve(request: Request, app: AppDep, body: HoldCreate, key: IdempotencyKey
 
 
 @router.get("/{hold_id}")
-def get_hold(app: AppDep, hold_id: int,
+def get_hold(app: AppDep, hold_id: PathId,
              principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))]) -> dict[str, Any]:
     with app.read() as uow:
         return _hold(uow, principal, hold_id)
 
 
 @router.post("/{hold_id}/post")
-def post_hold(request: Request, app: AppDep, hold_id: int, body: HoldPost, key: IdempotencyKey,
+def post_hold(request: Request, app: AppDep, hold_id: PathId, body: HoldPost, key: IdempotencyKey,
               principal: Annotated[Principal, Depends(authorized(Action.RESOLVE_HOLD))]) -> JSONResponse:
     """Capture a hold (phase two), fully or partly; a partial capture releases the rest."""
     def effect(uow: UnitOfWork) -> tuple[int, Any]:
@@ -70,7 +71,7 @@ def post_hold(request: Request, app: AppDep, hold_id: int, body: HoldPost, key: 
 
 
 @router.post("/{hold_id}/void")
-def void_hold(request: Request, app: AppDep, hold_id: int, key: IdempotencyKey,
+def void_hold(request: Request, app: AppDep, hold_id: PathId, key: IdempotencyKey,
               principal: Annotated[Principal, Depends(authorized(Action.RESOLVE_HOLD))]) -> JSONResponse:
     """Release a hold: the points return to the holder with their original expiry."""
     def effect(uow: UnitOfWork) -> tuple[int, Any]:

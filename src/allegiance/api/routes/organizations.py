@@ -5,9 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from allegiance.access.model import Action, Principal
-from allegiance.api.deps import AppDep, Page, Scope, authorized, page, paged
+from allegiance.api.deps import AppDep, Page, PathId, QueryId, Scope, authorized, page, paged
 from allegiance.api.schemas import OrganizationCreate, OrganizationUpdate
-from allegiance.kernel.errors import Forbidden
+from allegiance.kernel.errors import ValidationFailed
 from allegiance.storage import queries
 
 router = APIRouter(prefix="/organizations", tags=["organizations"])
@@ -21,7 +21,7 @@ def list_organizations(
     q: Annotated[str | None, Query(max_length=100, description="Search name or external id")] = None,
     kind: Annotated[str | None, Query(max_length=20)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
-    parent_id: Annotated[int | None, Query(ge=1)] = None,
+    parent_id: QueryId = None,
 ) -> dict[str, Any]:
     with app.read() as uow:
         scope = Scope.of(principal, uow)
@@ -38,7 +38,7 @@ def create_organization(app: AppDep, body: OrganizationCreate,
 
 
 @router.get("/{organization_id}")
-def get_organization(app: AppDep, organization_id: int,
+def get_organization(app: AppDep, organization_id: PathId,
                      principal: Annotated[Principal, Depends(authorized(Action.READ_ORGS))]) -> dict[str, Any]:
     with app.read() as uow:
         Scope.of(principal, uow).check_organization(organization_id)
@@ -49,12 +49,12 @@ def get_organization(app: AppDep, organization_id: int,
 
 
 @router.patch("/{organization_id}")
-def update_organization(app: AppDep, organization_id: int, body: OrganizationUpdate,
+def update_organization(app: AppDep, organization_id: PathId, body: OrganizationUpdate,
                         principal: Annotated[Principal, Depends(authorized(Action.WRITE_ORGS))]) -> dict[str, Any]:
     changes = body.model_dump(mode="python", exclude_unset=True)
     nullable = {"parent_id", "segment", "country", "locale", "joined_on", "left_on", "account_manager_id"}
     for name, value in changes.items():
         if value is None and name not in nullable:
-            raise Forbidden(f"{name} cannot be null")
+            raise ValidationFailed("cannot be null", field=name)
     with app.write() as uow:
         return uow.programs.update_organization(principal.program_id, organization_id, changes)

@@ -5,10 +5,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from allegiance.access.model import Action, KeyRole, Principal
-from allegiance.api.deps import AppDep, Page, Scope, authorized, page, paged
+from allegiance.api.deps import AppDep, Page, PathId, QueryId, Scope, authorized, page, paged
 from allegiance.api.schemas import ParticipantCreate, ParticipantLeave, ParticipantUpdate
 from allegiance.bootstrap import UnitOfWork
-from allegiance.kernel.errors import Forbidden, NotFound, ValidationFailed
+from allegiance.kernel.errors import NotFound, ValidationFailed
 from allegiance.storage import queries
 
 router = APIRouter(prefix="/participants", tags=["participants"])
@@ -26,7 +26,7 @@ def list_participants(
     app: AppDep,
     principal: Annotated[Principal, Depends(authorized(Action.READ_PEOPLE))],
     pg: Annotated[Page, Depends(page)],
-    organization_id: Annotated[int | None, Query(ge=1)] = None,
+    organization_id: QueryId = None,
     role: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
 ) -> dict[str, Any]:
@@ -52,28 +52,28 @@ def create_participant(app: AppDep, body: ParticipantCreate,
 
 
 @router.get("/{participant_id}")
-def get_participant(app: AppDep, participant_id: int,
+def get_participant(app: AppDep, participant_id: PathId,
                     principal: Annotated[Principal, Depends(authorized(Action.READ_PEOPLE))]) -> dict[str, Any]:
     with app.read() as uow:
         return _visible(uow, principal, participant_id)
 
 
 @router.patch("/{participant_id}")
-def update_participant(app: AppDep, participant_id: int, body: ParticipantUpdate,
+def update_participant(app: AppDep, participant_id: PathId, body: ParticipantUpdate,
                        principal: Annotated[Principal, Depends(authorized(Action.WRITE_PEOPLE))]) -> dict[str, Any]:
     changes = body.model_dump(mode="json", exclude_unset=True)
     if "birthday" in changes:
         changes["birthday"] = body.birthday
     for name in ("name", "role", "is_org_admin", "consents"):
         if name in changes and changes[name] is None:
-            raise Forbidden(f"{name} cannot be null")
+            raise ValidationFailed("cannot be null", field=name)
     with app.write() as uow:
         _visible(uow, principal, participant_id)
         return uow.programs.update_participant(principal.program_id, participant_id, changes)
 
 
 @router.post("/{participant_id}/leave")
-def participant_leaves(app: AppDep, participant_id: int, body: ParticipantLeave,
+def participant_leaves(app: AppDep, participant_id: PathId, body: ParticipantLeave,
                        principal: Annotated[Principal, Depends(authorized(Action.WRITE_PEOPLE))]) -> dict[str, Any]:
     """Record that the person left their organization; the program's leaver policy is posted."""
     with app.write() as uow:

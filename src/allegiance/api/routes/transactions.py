@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from allegiance.access.model import Action, Principal
 from allegiance.api import idempotency
-from allegiance.api.deps import AppDep, Page, Scope, authorized, page, paged
+from allegiance.api.deps import AppDep, Page, PathId, QueryId, Scope, authorized, page, paged
 from allegiance.api.routes.ledger_scope import spendable_account, visible_account
 from allegiance.api.schemas import AdjustRequest, AwardRequest, ReverseRequest, SpendRequest, TransferRequest
 from allegiance.bootstrap import UnitOfWork
@@ -35,23 +35,24 @@ def list_transactions(
     app: AppDep,
     principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))],
     pg: Annotated[Page, Depends(page)],
-    organization_id: Annotated[int | None, Query(ge=1)] = None,
+    organization_id: QueryId = None,
     kind: Annotated[str | None, Query(max_length=20)] = None,
 ) -> dict[str, Any]:
     with app.read() as uow:
         scope = Scope.of(principal, uow)
         items = queries.transactions(uow.conn, principal.program_id, visible=scope.organizations, after=pg.after,
-                                     limit=pg.limit, organization_id=organization_id, kind=kind)
+                                     limit=pg.limit, organization_id=organization_id, kind=kind,
+                                     touching=scope.accounts)
     return paged(items, pg)
 
 
 @router.get("/{transaction_id}")
-def get_transaction(app: AppDep, transaction_id: int,
+def get_transaction(app: AppDep, transaction_id: PathId,
                     principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))]) -> dict[str, Any]:
     with app.read() as uow:
         scope = Scope.of(principal, uow)
         items = queries.transactions(uow.conn, principal.program_id, visible=scope.organizations,
-                                     ids=[transaction_id])
+                                     ids=[transaction_id], touching=scope.accounts)
     if not items:
         raise NotFound(f"transaction {transaction_id} not found")
     return items[0]
@@ -122,7 +123,7 @@ def transfer(request: Request, app: AppDep, body: TransferRequest, key: Idempote
 
 
 @router.post("/{transaction_id}/reverse", status_code=201)
-def reverse(request: Request, app: AppDep, transaction_id: int, body: ReverseRequest, key: IdempotencyKey,
+def reverse(request: Request, app: AppDep, transaction_id: PathId, body: ReverseRequest, key: IdempotencyKey,
             principal: Annotated[Principal, Depends(authorized(Action.REVERSE))]) -> JSONResponse:
     """Correct a transaction with its exact opposite; the original is never edited."""
     def effect(uow: UnitOfWork) -> tuple[int, Any]:
