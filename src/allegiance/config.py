@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=200, ge=1, le=10000)
     max_batch_events: int = Field(default=1000, ge=1, le=100000)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    rate_limit_per_second: float = Field(default=50.0, ge=0, description="Sustained requests per API key; 0 = off")
+    rate_limit_burst: int = Field(default=100, ge=1, description="Requests a key may send at once")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -129,8 +129,6 @@ def test_the_batch_limit_follows_the_setting(world: World) -> None:
         small.close()
 
 
-@pytest.mark.xfail(strict=True, reason="not built yet: no rate limiting; a key may send requests without bound. "
-                   "Expected: a burst from one key is answered 429 too_many_requests with Retry-After")
 def test_a_burst_from_one_key_is_rate_limited(world: World) -> None:
     headers = world.headers(OPERATOR, idempotency=False)
     statuses = []

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from allegiance import __version__
 from allegiance.api import problems
 from allegiance.api.idempotency import InFlight
+from allegiance.api.ratelimit import RateLimiter
 from allegiance.api.routes import accounts, events, holds, keys, organizations, participants, programs, transactions
 from allegiance.api.schemas import EventBatch, EventIn
 from allegiance.bootstrap import Allegiance
@@ -76,6 +77,8 @@ def create_api(allegiance: Allegiance) -> FastAPI:
                   description="B2B loyalty programs: organizations, people, a provable points ledger.")
     app.state.allegiance = allegiance
     app.state.in_flight = InFlight()
+    app.state.rate_limiter = RateLimiter(allegiance.settings.rate_limit_per_second,
+                                         allegiance.settings.rate_limit_burst)
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=allegiance.settings.max_body_bytes)
     app.include_router(api_router())

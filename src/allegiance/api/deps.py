@@ -41,6 +41,7 @@ def authenticate(request: Request, allegiance: AppDep) -> Principal:
         principal = uow.access.principal_for_key(token.strip())
     if principal is None:
         raise Unauthenticated("unknown or revoked API key")
+    request.app.state.rate_limiter.take(principal.key_id)
     return principal
 
 
