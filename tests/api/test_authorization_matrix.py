@@ -134,6 +134,12 @@ V1 = "/api/v1"
 EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/programs"): Rule(200, READERS, lambda w, o: Req(f"{V1}/programs"), owner="none"),
     ("GET", f"{V1}/programs/current"): Rule(200, READERS, lambda w, o: Req(f"{V1}/programs/current"), owner="none"),
+    ("PUT", f"{V1}/programs/current/settings"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/programs/current/settings", {
+            "roles": [{"code": code, "label": code} for code in (
+                "owner", "purchasing_manager", "sales_rep", "engineer", "accountant", "other",
+                f"r{uuid.uuid4().hex[:8]}")]})),
     # -- organizations
     ("GET", f"{V1}/organizations"): Rule(200, READERS, lambda w, o: seeded(w, f"{V1}/organizations"),
                                          owner="none", items=lambda i: i["id"]),

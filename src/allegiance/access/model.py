@@ -23,6 +23,7 @@ class KeyRole(StrEnum):
 
 class Action(StrEnum):
     READ_PROGRAM = "program:read"
+    CONFIGURE_PROGRAM = "program:configure"
     MANAGE_KEYS = "keys:manage"
     READ_ORGS = "organizations:read"
     WRITE_ORGS = "organizations:write"

@@ -37,7 +37,11 @@ def programs_create(
     config: Annotated[typer.FileText | None, typer.Option(help="JSON file with program settings")] = None,
 ) -> None:
     """Create a program with its units, roles, split, leaver and expiry policies."""
-    program_settings = ProgramSettings.model_validate(json.load(config)) if config else ProgramSettings()
+    try:
+        program_settings = ProgramSettings.model_validate(json.load(config)) if config else ProgramSettings()
+    except (ValueError, json.JSONDecodeError) as exc:
+        fail(f"{config.name if config else 'settings'}: {exc}")
+        raise
     with application() as app:
         def create() -> dict[str, object]:
             with app.write() as uow:
@@ -45,6 +49,28 @@ def programs_create(
 
         program = guarded(create)
     console.print(f"program [bold]{program['slug']}[/bold] created (id {program['id']})")
+
+
+@programs_app.command("configure")
+def programs_configure(
+    slug: Annotated[str, typer.Argument(help="The program's slug")],
+    config: Annotated[typer.FileText, typer.Option(help="JSON file with the full program settings")],
+) -> None:
+    """Replace a program's settings (units and roles can be added, never removed)."""
+    try:
+        program_settings = ProgramSettings.model_validate(json.load(config))
+    except (ValueError, json.JSONDecodeError) as exc:
+        fail(f"{config.name}: {exc}")
+        raise
+    with application() as app:
+        program_id = program_id_for(app, slug)
+
+        def configure() -> dict[str, object]:
+            with app.write() as uow:
+                return uow.programs.configure(program_id, program_settings)
+
+        guarded(configure)
+    console.print(f"program [bold]{slug}[/bold] configured")
 
 
 @programs_app.command("list")

@@ -46,6 +46,26 @@ class ProgramsService:
         assert program is not None
         return program
 
+    def configure(self, program_id: int, settings: ProgramSettings) -> dict[str, Any]:
+        """Replace a program's settings. Units and roles are never removed: balances and people
+        refer to them (add new ones instead); a change applies to future postings only."""
+        current = self.settings(program_id)
+        dropped_units = {u.code for u in current.units} - {u.code for u in settings.units}
+        if dropped_units:
+            raise ValidationFailed(f"units cannot be removed once created: {sorted(dropped_units)}", field="units")
+        changed_scale = [u.code for u in settings.units if (old := current.unit(u.code)) and old.scale != u.scale]
+        if changed_scale:
+            raise ValidationFailed(f"a unit's scale cannot change: {changed_scale}", field="units")
+        dropped_roles = current.role_codes() - settings.role_codes()
+        if dropped_roles:
+            raise ValidationFailed(f"roles cannot be removed once created: {sorted(dropped_roles)}", field="roles")
+        self.port.update_program(program_id, {"settings": settings.model_dump(mode="json")})
+        self.open_program_accounts(program_id)
+        self.port.emit(program_id, "program.configured", {"program_id": program_id}, None)
+        program = self.port.program(program_id)
+        assert program is not None
+        return program
+
     def open_program_accounts(self, program_id: int) -> None:
         """System accounts exist from day one, so the hot path never creates them."""
         for unit in self.settings(program_id).units:

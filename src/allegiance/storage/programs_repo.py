@@ -30,6 +30,9 @@ class SqlPrograms:
     def insert_program(self, values: dict[str, Any]) -> int:
         return int(self.conn.execute(insert(t.programs).values(**values).returning(t.programs.c.id)).scalar_one())
 
+    def update_program(self, program_id: int, values: dict[str, Any]) -> None:
+        self.conn.execute(update(t.programs).where(t.programs.c.id == program_id).values(**values))
+
     def organization(self, program_id: int, organization_id: int) -> dict[str, Any] | None:
         o = t.organizations
         return _one(self.conn, select(o).where(o.c.id == organization_id, o.c.program_id == program_id))

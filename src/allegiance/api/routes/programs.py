@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 
 from allegiance.access.model import Action, Principal
 from allegiance.api.deps import AppDep, authorized
+from allegiance.programs.model import ProgramSettings
 
 router = APIRouter(prefix="/programs", tags=["programs"])
 
@@ -30,3 +31,12 @@ def current_program(app: AppDep,
         program = uow.program_store.program(principal.program_id)
     assert program is not None
     return _public(program)
+
+
+@router.put("/current/settings")
+def configure_program(app: AppDep, body: ProgramSettings,
+                      principal: Annotated[Principal, Depends(authorized(Action.CONFIGURE_PROGRAM))]) -> dict[str, Any]:
+    """Replace the program's settings (units, roles, split, pool spenders, leaver and expiry
+    policies, hold lifetime). Units and roles can be added, never removed."""
+    with app.write() as uow:
+        return _public(uow.programs.configure(principal.program_id, body))
