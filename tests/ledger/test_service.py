@@ -12,6 +12,7 @@ from allegiance.kernel.clock import FixedClock
 from allegiance.ledger.errors import AlreadyReversed, HoldAlreadyResolved, Overdraw
 from allegiance.ledger.model import AccountKind
 from allegiance.ledger.policy import AwardSplit, ExpiryMode, ExpiryPolicy, LeaverPolicy
+from allegiance.storage import queries
 from allegiance.storage import tables as t
 from allegiance.storage.verify import verify
 from tests import factories as f
@@ -217,7 +218,8 @@ def _setup_ledger(app: Allegiance, program_id: int) -> tuple[int, int]:
     return pool, spend.transaction_id
 
 
-@pytest.mark.parametrize("tamper", ["edit_amount", "edit_memo", "delete_transaction", "drop_last", "edit_cache"])
+@pytest.mark.parametrize("tamper", ["edit_amount", "edit_memo", "delete_transaction", "drop_last", "edit_cache",
+                                    "edit_shard", "unsealed"])
 def test_verify_detects_edited_or_deleted_rows(allegiance: Allegiance, program: ProgramFixture,
                                                tamper: str) -> None:
     pool, spend_id = _setup_ledger(allegiance, program.id)
@@ -239,13 +241,18 @@ def test_verify_detects_edited_or_deleted_rows(allegiance: Allegiance, program: 
                                   "(SELECT id FROM postings WHERE transaction_id = :t)"), {"t": victim})
             conn.execute(text("DELETE FROM postings WHERE transaction_id = :t"), {"t": victim})
             conn.execute(text("DELETE FROM transactions WHERE id = :t"), {"t": victim})
+        elif tamper == "edit_shard":
+            conn.execute(text("UPDATE account_balance_shards SET amount = amount + 1"))
+        elif tamper == "unsealed":
+            conn.execute(text("UPDATE transactions SET chain_seq = NULL WHERE id = :t"), {"t": spend_id})
         else:
             conn.execute(text("UPDATE accounts SET balance = balance + 1 WHERE id = :a"), {"a": pool})
     with allegiance.read() as uow:
         report = verify(uow.conn)
     assert not report.ok
     expected = {"edit_amount": "altered", "edit_memo": "altered", "delete_transaction": "chain broken",
-                "drop_last": "chain head", "edit_cache": "caches balance"}[tamper]
+                "drop_last": "chain head", "edit_cache": "caches balance", "edit_shard": "balance shards",
+                "unsealed": "never sealed"}[tamper]
     assert any(expected in problem for problem in report.problems), report.problems
 
 
@@ -257,3 +264,5 @@ def test_program_accounts_carry_no_cached_balance(allegiance: Allegiance, progra
         row = uow.conn.execute(select(t.accounts.c.balance, t.accounts.c.version)
                                .where(t.accounts.c.id == issued.id)).one()
     assert row == (None, 0)
+    with allegiance.read() as uow:  # derived from a few counter shards, equal to -Σ issued
+        assert queries.account(uow.conn, program.id, issued.id)["balance"] == -600

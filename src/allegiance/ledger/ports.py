@@ -76,7 +76,11 @@ class LedgerPort(Protocol):
         now: datetime,
     ) -> Appended:
         """Write the transaction, its postings, lots for holder credits, lot allocations for holder
-        debits (keyed by posting index), cached balances and the hash chain, all-or-nothing."""
+        debits (keyed by posting index) and cached balances; :meth:`seal` chains it afterwards."""
+
+    def seal(self, transaction_id: int) -> str:
+        """Chain an appended transaction to its program's hash chain; returns its hash. Called
+        last in a write, so the program-wide chain head is locked as briefly as possible."""
 
     def transaction_postings(
         self, transaction_id: int

@@ -125,7 +125,8 @@ class LedgerService:
             },
             organization_id,
         )
-        return Posted(appended.transaction_id, kind, appended.hash, draft.postings, draft.metadata)
+        digest = self.port.seal(appended.transaction_id)
+        return Posted(appended.transaction_id, kind, digest, draft.postings, draft.metadata)
 
     # -- accounts ----------------------------------------------------------------------------
     def holder_account(

@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from allegiance.kernel.clock import Clock
 from allegiance.kernel.hashing import canonical_json
@@ -25,15 +27,18 @@ from allegiance.storage.outbox import emit
 from allegiance.storage.upsert import insert_ignore
 
 GENESIS = "0" * 64
+SHARDS = 8  # counter rows per program account: enough to spread 2-8 concurrent writers
 
 
 def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(content)).encode()).hexdigest()
 
 
-def transaction_content(row: dict[str, Any], postings: Sequence[tuple[int, int, str]]) -> dict[str, Any]:
+def transaction_content(row: Any, postings: Sequence[tuple[int, int, str]]) -> dict[str, Any]:
     """What the chain hash covers: everything that gives a transaction its meaning."""
     return {
+        "id": row["id"],
+        "chain_seq": row["chain_seq"],
         "program_id": row["program_id"],
         "kind": row["kind"],
         "organization_id": row["organization_id"],
@@ -63,10 +68,20 @@ def _hold(row: Any) -> Hold:
     return Hold(**{name: getattr(row, name) for name in Hold.__dataclass_fields__})
 
 
+def add_to_shard(conn: Connection, account_id: int, shard: int, delta: int) -> None:
+    """Add to one counter row of a program account (upsert on both dialects)."""
+    insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert_(t.account_balance_shards).values(account_id=account_id, shard=shard, amount=delta)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=["account_id", "shard"],
+        set_={"amount": t.account_balance_shards.c.amount + statement.excluded.amount}))
+
+
 class SqlLedger:
     def __init__(self, conn: Connection, clock: Clock) -> None:
         self.conn = conn
         self.clock = clock
+        self._unsealed: dict[int, tuple[int, dict[str, Any], list[tuple[int, int, str]]]] = {}
         self.postgres = conn.dialect.name == "postgresql"
 
     # -- accounts ----------------------------------------------------------------------------
@@ -127,40 +142,31 @@ class SqlLedger:
     def append(
         self, draft: TransactionDraft, allocations: dict[int, list[tuple[int, int]]], now: datetime
     ) -> Appended:
+        """Write the transaction unsealed; :meth:`seal` chains it last, holding the head briefly."""
         conn = self.conn
         kinds = dict(conn.execute(
             select(t.accounts.c.id, t.accounts.c.kind).where(
                 t.accounts.c.id.in_({p.account_id for p in draft.postings}))
         ).all())
-        head_query = select(t.ledger_heads.c.last_hash).where(t.ledger_heads.c.program_id == draft.program_id)
-        if self.postgres:
-            head_query = head_query.with_for_update()
-        prev_hash = conn.execute(head_query).scalar()
-        if prev_hash is None:
-            insert_ignore(conn, t.ledger_heads, {"program_id": draft.program_id, "last_transaction_id": None,
-                                                 "last_hash": GENESIS}, ["program_id"])
-            prev_hash = conn.execute(head_query).scalar_one()
         header = {
             "program_id": draft.program_id, "kind": draft.kind.value, "organization_id": draft.organization_id,
             "event_id": draft.event_id, "reverses_id": draft.reverses_id, "memo": draft.memo,
             "metadata": draft.metadata, "created_at": now,
         }
-        digest = chain_hash(prev_hash, transaction_content(
-            header, [(p.account_id, p.amount, p.unit) for p in draft.postings]))
         txn_id = conn.execute(
-            insert(t.transactions).values(**header, prev_hash=prev_hash, hash=digest).returning(t.transactions.c.id)
+            insert(t.transactions).values(**header, prev_hash="", hash="").returning(t.transactions.c.id)
         ).scalar_one()
-        conn.execute(update(t.ledger_heads).where(t.ledger_heads.c.program_id == draft.program_id)
-                     .values(last_transaction_id=txn_id, last_hash=digest))
         posting_ids = conn.execute(
             insert(t.postings).returning(t.postings.c.id, sort_by_parameter_order=True),
             [{"transaction_id": txn_id, "program_id": draft.program_id, "account_id": p.account_id,
               "unit": p.unit, "amount": p.amount} for p in draft.postings],
         ).scalars().all()
         deltas: dict[int, int] = defaultdict(int)
+        program_deltas: dict[int, int] = defaultdict(int)
         new_lots = []
         for index, (posting, posting_id) in enumerate(zip(draft.postings, posting_ids, strict=True)):
             if not AccountKind(kinds[posting.account_id]).is_holder:
+                program_deltas[posting.account_id] += posting.amount
                 continue
             deltas[posting.account_id] += posting.amount
             if posting.amount > 0:
@@ -181,7 +187,34 @@ class SqlLedger:
             # already refused any overdraw under the account lock.
             conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
                          .values(balance=t.accounts.c.balance + delta, version=t.accounts.c.version + 1))
-        return Appended(txn_id, digest, tuple(posting_ids))
+        for account_id, delta in sorted(program_deltas.items()):
+            if delta:
+                add_to_shard(conn, account_id, txn_id % SHARDS, delta)
+        self._unsealed[txn_id] = (draft.program_id, {**header, "id": txn_id},
+                                  [(p.account_id, p.amount, p.unit) for p in draft.postings])
+        return Appended(txn_id, "", tuple(posting_ids))
+
+    def seal(self, transaction_id: int) -> str:
+        """Chain the transaction to its program's head: lock the head, take the next position,
+        hash, move the head. Last step of every write, so the head (the one row every writer of a
+        program shares) is held only for these two updates and the commit."""
+        program_id, header, legs = self._unsealed.pop(transaction_id)
+        head_query = select(t.ledger_heads.c.last_seq, t.ledger_heads.c.last_hash).where(
+            t.ledger_heads.c.program_id == program_id)
+        if self.postgres:
+            head_query = head_query.with_for_update()
+        head = self.conn.execute(head_query).first()
+        if head is None:
+            insert_ignore(self.conn, t.ledger_heads, {"program_id": program_id, "last_transaction_id": None,
+                                                      "last_seq": 0, "last_hash": GENESIS}, ["program_id"])
+            head = self.conn.execute(head_query).one()
+        seq = head.last_seq + 1
+        digest = chain_hash(head.last_hash, transaction_content({**header, "chain_seq": seq}, legs))
+        self.conn.execute(update(t.transactions).where(t.transactions.c.id == transaction_id)
+                          .values(chain_seq=seq, prev_hash=head.last_hash, hash=digest))
+        self.conn.execute(update(t.ledger_heads).where(t.ledger_heads.c.program_id == program_id)
+                          .values(last_transaction_id=transaction_id, last_seq=seq, last_hash=digest))
+        return digest
 
     # -- reads used by reversals ---------------------------------------------------------
     def transaction_header(self, program_id: int, transaction_id: int) -> dict[str, Any] | None:

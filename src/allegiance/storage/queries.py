@@ -59,9 +59,10 @@ def participants(conn: Connection, program_id: int, *, visible: Collection[int] 
 
 def _with_balance(conn: Connection, row: Any) -> dict[str, Any]:
     account = dict(row._mapping)
-    if account["balance"] is None:  # program accounts: derived on read, never cached
-        account["balance"] = int(conn.execute(select(func.coalesce(func.sum(t.postings.c.amount), 0))
-                                              .where(t.postings.c.account_id == account["id"])).scalar_one())
+    if account["balance"] is None:  # program accounts: the sum of a few counter shards
+        account["balance"] = int(conn.execute(
+            select(func.coalesce(func.sum(t.account_balance_shards.c.amount), 0))
+            .where(t.account_balance_shards.c.account_id == account["id"])).scalar_one())
     return account
 
 

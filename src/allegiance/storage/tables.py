@@ -149,8 +149,12 @@ transactions = Table(
     Column("memo", Text, nullable=False),
     Column("metadata", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # Position in the program's hash chain: assigned under the chain head's lock at the very end
+    # of the write, so the lock is held only for the seal (not for the whole write).
+    Column("chain_seq", BigInteger, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    UniqueConstraint("program_id", "chain_seq", name="uq_transactions_program_chain_seq"),
     Index("ix_transactions_program_id", "program_id", "id"),
     Index("ix_transactions_org", "organization_id", "id"),
 )
@@ -174,7 +178,19 @@ ledger_heads = Table(
     metadata,
     Column("program_id", ForeignKey("programs.id"), primary_key=True),
     Column("last_transaction_id", BigInteger, nullable=True),
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("last_hash", String(64), nullable=False),
+)
+
+# Balances of program accounts (issued, redeemed, expired...) as a few counter rows per account,
+# so concurrent writers spread over shards instead of queueing on one hot row, and a balance read
+# sums at most SHARDS rows instead of every posting.
+account_balance_shards = Table(
+    "account_balance_shards",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id"), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("amount", BigInteger, nullable=False),
 )
 
 lots = Table(

@@ -56,6 +56,21 @@ def _cached_balances(conn: Connection) -> Iterator[str]:
             yield f"account {row.id} ({row.address}) is overdrawn: {row.total}"
 
 
+def _program_balances(conn: Connection) -> Iterator[str]:
+    a, p, shards = t.accounts, t.postings, t.account_balance_shards
+    sums = select(p.c.account_id, func.sum(p.c.amount).label("total")).group_by(p.c.account_id).subquery()
+    counted = select(shards.c.account_id, func.sum(shards.c.amount).label("counted")) \
+        .group_by(shards.c.account_id).subquery()
+    rows = conn.execute(select(a.c.id, a.c.address, func.coalesce(sums.c.total, 0).label("total"),
+                               func.coalesce(counted.c.counted, 0).label("counted"))
+                        .outerjoin(sums, sums.c.account_id == a.c.id)
+                        .outerjoin(counted, counted.c.account_id == a.c.id).where(a.c.balance.is_(None)))
+    for row in rows:
+        if row.total != row.counted:
+            yield (f"program account {row.id} ({row.address}) counts {row.counted} in its balance shards but its "
+                   f"postings sum to {row.total}")
+
+
 def _lots(conn: Connection) -> Iterator[str]:
     lots, alloc, a = t.lots, t.lot_allocations, t.accounts
     used = select(alloc.c.lot_id, func.sum(alloc.c.amount).label("used")).group_by(alloc.c.lot_id).subquery()
@@ -100,7 +115,10 @@ def _chain(conn: Connection, report: Report) -> Iterator[str]:
     heads = {row.program_id: row for row in conn.execute(select(t.ledger_heads))}
     previous: dict[int, tuple[int | None, str]] = {}
     count = 0
-    rows = conn.execution_options(yield_per=2000).execute(select(tx).order_by(tx.c.program_id, tx.c.id))
+    for row in conn.execute(select(tx.c.id).where(tx.c.chain_seq.is_(None))):
+        yield f"transaction {row.id} was never sealed into its program's hash chain"
+    rows = conn.execution_options(yield_per=2000).execute(
+        select(tx).where(tx.c.chain_seq.is_not(None)).order_by(tx.c.program_id, tx.c.chain_seq))
     batch: list[Any] = []
 
     def check(batch: list[Any]) -> Iterator[str]:
@@ -141,6 +159,7 @@ def verify(conn: Connection, *, limit: int = 100) -> Report:
         ("transactions balance per unit", _unbalanced_transactions(conn)),
         ("transactions have postings", _empty_transactions(conn)),
         ("cached balances = sum of postings", _cached_balances(conn)),
+        ("program balances = sum of postings", _program_balances(conn)),
         ("lots match balances", _lots(conn)),
         ("holds match escrow", _holds(conn)),
         ("program ledgers sum to zero", _program_totals(conn)),
