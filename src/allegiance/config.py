@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     rate_limit_per_second: float = Field(default=50.0, ge=0, description="Sustained requests per API key; 0 = off")
     rate_limit_burst: int = Field(default=100, ge=1, description="Requests a key may send at once")
+    cache_seconds: float = Field(default=2.0, ge=0, le=60, description=(
+        "How long a process caches API key principals and event type schemas; changes made through "
+        "another process are seen at most this late. 0 = no caching"))
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,18 +76,20 @@ def stored_events(app: Allegiance) -> list[tuple[Any, ...]]:
                    e.c.payload_hash).order_by(e.c.source_id))]
 
 
+@pytest.mark.parametrize("parallel", ["--parallel", "--no-parallel"])
 def test_every_format_carries_the_same_events(allegiance: Allegiance, world: SyntheticProgram, run: Invoke,
-                                              tmp_path: Path) -> None:
+                                              tmp_path: Path, parallel: str) -> None:
+    """Read in this process or in a second one: the same events, the same fingerprints."""
     rows = list(iter_event_rows(world))
     write_dataset(world, tmp_path, formats=["jsonl", "parquet"])
-    first = run(str(tmp_path / "events.parquet"))
+    first = run(str(tmp_path / "events.parquet"), parallel, "--chunk-size", "100")
     assert first.exit_code == 0, first.output
     assert counts(first.stdout)["accepted"] == f"{len(rows):,}"
     events = stored_events(allegiance)
     assert [e[0] for e in events] == sorted(r["source_id"] for r in rows)
     # the same events in the other formats are duplicates, never conflicts: same parsed content
     for path in (tmp_path / "events.jsonl", write_csv(tmp_path / "events.csv", rows)):
-        again = run(str(path))
+        again = run(str(path), parallel)
         assert again.exit_code == 0, again.output
         assert (counts(again.stdout)["duplicates"], counts(again.stdout)["accepted"]) == (f"{len(rows):,}", "0")
     assert stored_events(allegiance) == events
@@ -131,6 +134,19 @@ def good_key(row: dict[str, Any]) -> str:
     return next(k for k in ("amount_minor", "quantity", "modules", "value_minor", "score") if k in row["payload"])
 
 
+def test_a_file_unreadable_half_way_keeps_the_chunks_before_and_says_where(
+        allegiance: Allegiance, world: SyntheticProgram, run: Invoke, tmp_path: Path) -> None:
+    rows = list(iter_event_rows(world))[:30]
+    path = write_csv(tmp_path / "events.csv", rows)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[25] = lines[25].replace(b"P-", b"\xff-", 1) if b"P-" in lines[25] else b"\xff" + lines[25]
+    path.write_bytes(b"".join(lines))
+    result = run(str(path), "--parallel", "--chunk-size", "10")
+    assert result.exit_code == 2, result.output
+    assert "line 26 is not UTF-8" in flat(result.stderr) and "run the same command again" in flat(result.stderr)
+    assert [e[0] for e in stored_events(allegiance)] == sorted(r["source_id"] for r in rows[:20])
+
+
 def test_replaying_the_same_file_changes_nothing_and_clears_stale_rejects(
         allegiance: Allegiance, world: SyntheticProgram, run: Invoke, tmp_path: Path) -> None:
     rows = list(iter_event_rows(world))
@@ -166,3 +182,17 @@ def test_an_unreadable_file_or_unknown_program_exits_2_with_a_clear_message(
     jsonl = write_jsonl(tmp_path / "events.jsonl", [])
     unknown = CliRunner().invoke(cli, ["events", "import", str(jsonl), "--program", "nope"], env=env)
     assert unknown.exit_code == 2 and "no program with slug 'nope'" in flat(unknown.stderr)
+
+
+def test_a_reading_process_that_dies_fails_the_command_instead_of_ending_it_early(
+        allegiance: Allegiance, world: SyntheticProgram, run: Invoke, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if not Path("/bin/false").exists():
+        pytest.skip("needs /bin/false")
+    path = write_jsonl(tmp_path / "events.jsonl", [json.dumps(r) for r in iter_event_rows(world)])
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the "interpreter" exits at once, status 1
+    result = run(str(path), "--parallel")
+    assert result.exit_code == 1, result.output
+    assert "stopped unexpectedly (exit code 1)" in flat(result.stderr)
+    assert "--no-parallel" in flat(result.stderr)
+    assert stored_events(allegiance) == []

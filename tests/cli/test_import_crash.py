@@ -1,4 +1,5 @@
-"""kill -9 in the middle of an import, then run it again: no duplicate, no loss, no partial chunk."""
+"""kill -9 in the middle of an import, then run it again: no duplicate, no loss, no partial chunk;
+and the process reading the file for the importer does not outlive it."""
 
 from __future__ import annotations
 
@@ -35,6 +36,22 @@ def _count(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
 
 
+def _children(pid: int) -> list[int]:
+    """Child process ids (Linux /proc); an empty list where that is not available."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
 @pytest.mark.slow
 def test_an_import_killed_with_sigkill_resumes_without_duplicate_or_loss(
         allegiance: Allegiance, program: ProgramFixture, db_url: str, tmp_path: Path) -> None:
@@ -46,7 +63,7 @@ def test_an_import_killed_with_sigkill_resumes_without_duplicate_or_loss(
     source_ids = {r["source_id"] for r in rows}
     assert len(rows) > 25_000
     command = [sys.executable, "-m", "allegiance", "events", "import", str(path), "--program", program.slug,
-               "--chunk-size", str(CHUNK)]
+               "--chunk-size", str(CHUNK), "--parallel"]
     env = {**os.environ, "ALLEGIANCE_DATABASE_URL": db_url, "ALLEGIANCE_ENVIRONMENT": "test",
            "ALLEGIANCE_SECRET_KEY": TEST_SECRET}
     observer = _observer(db_url)
@@ -58,10 +75,17 @@ def test_an_import_killed_with_sigkill_resumes_without_duplicate_or_loss(
         while _count(observer) < CHUNK and victim.poll() is None and time.monotonic() < deadline:
             pause.wait(0.05)
         still_running = victim.poll() is None
+        readers = _children(victim.pid)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         assert still_running, "the import ended before it could be killed: " + victim.stderr.read().decode()[-500:]
         victim.stderr.close()
+        if Path("/proc/self/task").is_dir():
+            assert readers, "the import did not read the file in a second process"
+        deadline = time.monotonic() + 30
+        while any(map(_alive, readers)) and time.monotonic() < deadline:
+            pause.wait(0.05)
+        assert not any(map(_alive, readers)), "the reading process outlived the killed importer"
 
         committed = _count(observer)
         assert 0 < committed < len(rows)

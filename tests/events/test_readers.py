@@ -109,3 +109,43 @@ def test_missing_and_corrupt_files_are_unreadable_not_a_crash(tmp_path: Path) ->
     corrupt.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(UnreadableFile, match="not a readable Parquet file"):
         open_rows(corrupt)
+
+
+@pytest.mark.parametrize(("unit", "tz"), [("s", "UTC"), ("ms", "UTC"), ("us", "UTC"), ("us", "+00:00"),
+                                          ("us", "Europe/Berlin"), ("us", None), ("ns", "UTC")])
+def test_parquet_column_batches_hold_what_the_rows_hold(tmp_path: Path, unit: str, tz: str | None) -> None:
+    """Column batches convert UTC timestamps from their integers: the same values pyarrow makes."""
+    path = tmp_path / "events.parquet"
+    base = {"s": 1_709_286_330, "ms": 1_709_286_330_123, "us": 1_709_286_330_123_456,
+            "ns": 1_709_286_330_123_456_000}[unit]
+    values = [base, None, 0, -86_400 * {"s": 1, "ms": 1000, "us": 10**6, "ns": 10**9}[unit], base * 2]
+    kind = pa.timestamp(unit, tz=tz)
+    pq.write_table(pa.table({"source_id": ["a", "b", "c", "d", "e"], "occurred_at": pa.array(values, kind)}),
+                   path, row_group_size=3)
+    with open_rows(path) as source:
+        rows = list(source)
+    with open_rows(path) as source:
+        batches = list(source.column_batches(2) or [])
+    assert [first for first, _ in batches] == [2, 4, 6]
+    from_batches = [(first + i, {name: column[i] for name, column in columns.items()})
+                    for first, columns in batches for i in range(len(columns["source_id"]))]
+    assert from_batches == rows
+    expected = pa.array(values, kind).to_pylist()
+    times = [row["occurred_at"] for _, row in from_batches]
+    assert times == expected
+    assert [str(at) for at in times] == [str(value) for value in expected]
+
+
+def test_only_parquet_has_column_batches(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"source_id": "a"}\n', encoding="utf-8")
+    with open_rows(path) as source:
+        assert source.column_batches(10) is None
+
+
+def test_parquet_values_python_cannot_hold_make_the_file_unreadable_where_they_are(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    nanoseconds = pa.array([1_000, 1_709_286_330_123_456_789], pa.timestamp("ns", tz="UTC"))
+    pq.write_table(pa.table({"source_id": ["a", "b"], "occurred_at": nanoseconds}), path)
+    with open_rows(path) as source, pytest.raises(UnreadableFile, match="cannot read the rows after line 1"):
+        list(source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from allegiance.bootstrap import Allegiance, build
 from allegiance.events.model import IncomingEvent
 from allegiance.events.rows import RowError
 from allegiance.rules.engine import AwardIntent, EventContext
+from allegiance.storage import bulk_subjects
 from allegiance.storage import tables as t
 from allegiance.storage.bulk_events import CONFLICT_REASON, ImportSummary, Reject, import_rows
 from allegiance.synthetic import SynthConfig, SyntheticProgram, event_type_catalog, generate, iter_event_rows
@@ -180,30 +182,42 @@ def test_the_fast_path_stores_what_the_api_path_stores(allegiance: Allegiance, p
     assert read["bulk"] == read["api"]
 
 
-def test_rows_a_concurrent_importer_stored_first_count_as_duplicates(
-        allegiance: Allegiance, program: ProgramFixture, world: SyntheticProgram,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The look-up misses them (as if another importer committed just after it): the insert must
-    skip them via ON CONFLICT DO NOTHING, not fail the chunk, and classify them afterwards."""
-    import_rows(allegiance, program.id, [(2, event_row(source_id="taken")),
-                                         (3, event_row(source_id="changed"))])
-    real = bulk.existing_events
-    calls = []
-
-    def blind_first_time(*args: Any) -> dict[str, tuple[int, str]]:
-        calls.append(args)
-        return {} if len(calls) == 1 else real(*args)
-
-    monkeypatch.setattr(bulk, "existing_events", blind_first_time)
+def test_rows_stored_before_the_chunk_are_duplicates_or_conflicts_whatever_else_is_wrong_with_them(
+        allegiance: Allegiance, program: ProgramFixture, world: SyntheticProgram) -> None:
+    """The insert skips them (ON CONFLICT DO NOTHING) and they are classified after it, as the API
+    path would: against what is stored, before their own schema or subject errors."""
+    import_rows(allegiance, program.id, [(2, event_row(source_id="taken")), (3, event_row(source_id="changed")),
+                                         (4, event_row(source_id="kept"))])
+    other = {"invoice_id": "X", "order_id": "O", "amount_minor": 1}
     summary = import_rows(allegiance, program.id, [
-        (2, event_row(source_id="taken")), (3, event_row(source_id="new")),
-        (4, event_row(source_id="changed", payload={"invoice_id": "X", "order_id": "O", "amount_minor": 1}))])
-    assert (summary.accepted, summary.duplicates, summary.conflicts) == (1, 1, 1)
-    assert [(r.line, r.source_id) for r in summary.rejected] == [(4, "changed")]
+        (2, event_row(source_id="taken")),                                    # same: duplicate
+        (3, event_row(source_id="new")),                                      # stored
+        (4, event_row(source_id="changed", payload=other)),                   # other content: conflict
+        (5, event_row(source_id="kept", payload={"invoice_id": "I"})),        # invalid now, stored before
+        (6, event_row(source_id="kept", organization_external_id="CUS-404")),  # unknown subject, stored before
+        (7, event_row(source_id="taken")),                                    # again: duplicate of the stored
+        (8, event_row(source_id="new", payload=other)),                       # conflict with line 3
+    ])
+    assert (summary.accepted, summary.duplicates, summary.conflicts) == (1, 2, 4)
+    assert [(r.line, r.field, r.source_id) for r in summary.rejected] == [
+        (4, "source_id", "changed"), (5, "source_id", "kept"), (6, "source_id", "kept"), (8, "source_id", "new")]
     with allegiance.read() as uow:
         last = uow.conn.execute(select(t.outbox.c.payload).order_by(t.outbox.c.id.desc()).limit(1)).scalar_one()
         new_id = uow.conn.execute(select(t.events.c.id).where(t.events.c.source_id == "new")).scalar_one()
     assert last == {"first_event_id": new_id, "last_event_id": new_id, "count": 1}
+
+
+def test_a_row_skipped_by_the_insert_yet_not_found_after_it_is_rejected_for_a_rerun(
+        allegiance: Allegiance, program: ProgramFixture, world: SyntheticProgram,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a concurrent importer that inserted the row and then rolled back looks like: the row
+    is neither counted as stored nor lost silently."""
+    import_rows(allegiance, program.id, [(2, event_row(source_id="taken"))])
+    monkeypatch.setattr(bulk, "existing_events", lambda *args: {})
+    summary = import_rows(allegiance, program.id, [(2, event_row(source_id="taken")),
+                                                   (3, event_row(source_id="new"))])
+    assert (summary.accepted, summary.duplicates, summary.conflicts) == (1, 0, 0)
+    assert summary.rejected == [Reject(2, "source_id", "could not be stored; run the import again", "taken")]
 
 
 def test_two_importers_of_overlapping_files_neither_crash_nor_duplicate(
@@ -212,6 +226,7 @@ def test_two_importers_of_overlapping_files_neither_crash_nor_duplicate(
     halves = [rows[: len(rows) * 2 // 3], list(reversed(rows[len(rows) // 3:]))]  # a third in both
     barrier = threading.Barrier(2)
     results: list[ImportSummary] = []
+    threshold = gc.get_threshold()
 
     def run(part: list[tuple[int, dict[str, Any]]]) -> None:
         barrier.wait()
@@ -223,6 +238,7 @@ def test_two_importers_of_overlapping_files_neither_crash_nor_duplicate(
     for thread in threads:
         thread.join()
     assert len(results) == 2, "an importer raised"
+    assert gc.get_threshold() == threshold  # collecting less often was for the imports' time only
     assert sum(r.accepted for r in results) == len(rows)
     assert sum(r.duplicates for r in results) == sum(map(len, halves)) - len(rows)
     assert all(r.rejected_count == 0 for r in results)
@@ -231,10 +247,36 @@ def test_two_importers_of_overlapping_files_neither_crash_nor_duplicate(
     assert sorted(stored) == sorted(r["source_id"] for _, r in rows)
 
 
+def test_the_garbage_collector_runs_less_often_only_while_importing(
+        allegiance: Allegiance, program: ProgramFixture, world: SyntheticProgram) -> None:
+    before = gc.get_threshold()
+    during: list[int] = []
+    import_rows(allegiance, program.id, numbered(list(iter_event_rows(world))[:20]), chunk_size=10,
+                on_progress=lambda _: during.append(gc.get_threshold()[0]))
+    assert during and all(value >= 50_000 for value in during)
+    assert gc.get_threshold() == before
+
+
+def test_on_sqlite_the_wal_is_checkpointed_less_often_only_while_importing(
+        allegiance: Allegiance, program: ProgramFixture, world: SyntheticProgram) -> None:
+    if not allegiance.db.is_sqlite:
+        pytest.skip("a SQLite setting")
+
+    def interval() -> int:
+        with allegiance.write() as uow:  # one writer connection in a single-threaded test: the import's
+            return int(uow.conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+    during: list[int] = []
+    import_rows(allegiance, program.id, numbered(list(iter_event_rows(world))[:20]), chunk_size=10,
+                on_progress=lambda _: during.append(interval()))
+    assert during == [20_000, 20_000]
+    assert interval() == 1_000
+
+
 def test_a_tiny_subject_cache_still_resolves_every_row(allegiance: Allegiance, program: ProgramFixture,
                                                        world: SyntheticProgram,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bulk, "CACHE_LIMIT", 2)
+    monkeypatch.setattr(bulk_subjects, "CACHE_LIMIT", 2)
     rows = list(iter_event_rows(world))
     summary = import_rows(allegiance, program.id, numbered(rows), chunk_size=7)
     assert (summary.accepted, summary.rejected_count) == (len(rows), 0)

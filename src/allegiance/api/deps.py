@@ -3,16 +3,23 @@
 Authorization happens here and only here: every route declares the ``Action`` it performs, and
 object scoping (own organization, self) goes through :class:`Scope`, which reports objects outside
 the caller's reach as missing.
+
+The dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in the
+threadpool, a thread hand-off each, which cost more than the check itself. A key's principal
+comes from a short-lived cache (``storage.cache``, bound in docs/api.md "Authentication"); only
+a miss reads the database, in the threadpool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from allegiance.access.model import Action, KeyRole, Principal
 from allegiance.bootstrap import Allegiance, UnitOfWork
@@ -21,7 +28,11 @@ from allegiance.kernel.errors import NotFound, Unauthenticated, ValidationFailed
 from allegiance.storage import tables as t
 
 
-def get_allegiance(request: Request) -> Allegiance:
+async def get_allegiance(request: Request) -> Allegiance:
+    return _allegiance(request)
+
+
+def _allegiance(request: Request) -> Allegiance:
     app: Allegiance = request.app.state.allegiance
     return app
 
@@ -32,21 +43,35 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
-def authenticate(request: Request, allegiance: AppDep) -> Principal:
+def _lookup(allegiance: Allegiance, token: str, digest: str) -> Principal | None:
+    cache = allegiance.db.caches.principals
+    epoch = cache.epoch()
+    with allegiance.read() as uow:
+        principal = uow.access.principal_for_key(token)
+    if principal is not None:
+        cache.put(digest, principal, epoch)
+    return principal
+
+
+async def authenticate(request: Request) -> Principal:
+    allegiance = _allegiance(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
-    with allegiance.read() as uow:
-        principal = uow.access.principal_for_key(token.strip())
+    token = token.strip()
+    digest = hashlib.sha256(token.encode()).hexdigest()  # the cache keeps no secret
+    principal = allegiance.db.caches.principals.get(digest)
+    if principal is None:
+        principal = await run_in_threadpool(_lookup, allegiance, token, digest)
     if principal is None:
         raise Unauthenticated("unknown or revoked API key")
     request.app.state.rate_limiter.take(principal.key_id)
     return principal
 
 
-def authorized(action: Action) -> Callable[..., Principal]:
-    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+def authorized(action: Action) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         principal.require(action)
         return principal
 
@@ -119,9 +144,9 @@ class Page:
     limit: int
 
 
-def page(request: Request, cursor: Annotated[str | None, Query(max_length=200)] = None,
-         limit: Annotated[int, Query(ge=1, le=10_000)] = 50) -> Page:
-    maximum = get_allegiance(request).settings.max_page_size
+async def page(request: Request, cursor: Annotated[str | None, Query(max_length=200)] = None,
+               limit: Annotated[int, Query(ge=1, le=10_000)] = 50) -> Page:
+    maximum = _allegiance(request).settings.max_page_size
     if limit > maximum:
         raise ValidationFailed(f"must be at most {maximum}", field="limit")
     return Page(decode_cursor(cursor) or 0, limit)

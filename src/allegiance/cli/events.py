@@ -2,7 +2,8 @@
 
 Safe to interrupt and re-run: each chunk commits on its own and events are deduplicated by source
 id, so a second run skips what the first stored. Bad rows never stop the import: they go to a
-rejects CSV (line, field, reason, source_id) and the command exits 2 so scripts notice.
+rejects CSV (line, field, reason, source_id) and the command exits 2 so scripts notice. A large
+file is read and checked by a second process while this one writes (``--no-parallel`` to not).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from allegiance.cli.common import application, console, err, fail, program_id_for
+from allegiance.events.producer import ProducerFailed
 from allegiance.events.readers import UnreadableFile, open_rows
-from allegiance.storage.bulk_events import ImportSummary, Reject, import_rows
+from allegiance.storage.bulk_events import CHUNK_SIZE, ImportSummary, Reject, import_file
 
 events_app = typer.Typer(help="Business events: bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
 SHOWN_REJECTS = 5
@@ -71,9 +73,13 @@ def import_events(
     program: Annotated[str, typer.Option(help="Program slug")],
     file_format: Annotated[FileFormat | None, typer.Option(
         "--format", help="File format (default: from the file's extension)")] = None,
-    chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per database transaction")] = 2000,
+    chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per database transaction")] = CHUNK_SIZE,
     rejects: Annotated[Path | None, typer.Option(
         help="CSV of rejected rows (line, field, reason, source_id); default FILE.rejects.csv")] = None,
+    parallel: Annotated[bool | None, typer.Option(
+        "--parallel/--no-parallel", show_default=False,
+        help="Read and check the file in a second process while this one writes (default: for files of 4 MiB "
+             "or more)")] = None,
 ) -> None:
     """Import events (columns: source_id, type, occurred_at, organization_external_id or
     organization_id, participant_external_id or participant_id, payload). Already imported source
@@ -94,12 +100,16 @@ def import_events(
         try:
             with progress, _RejectsFile(rejects_path) as rejects_file:
                 task = progress.add_task(f"importing {file.name}", total=source.total)
-                summary = import_rows(app, program_id, source, chunk_size=chunk_size,
+                summary = import_file(app, program_id, source, chunk_size=chunk_size, parallel=parallel,
                                       on_progress=lambda done: progress.update(task, completed=done.rows),
                                       on_reject=rejects_file.write)
         except UnreadableFile as exc:
             fail(f"{exc.message}. The chunks before it were imported; fix the file and run the same "
                  f"command again (what is already stored is skipped).")
+            return
+        except ProducerFailed as exc:  # its own error is above, on stderr
+            fail(f"{exc}. The chunks before it were imported; run the same command again (what is already "
+                 f"stored is skipped), or with --no-parallel.", code=1)
             return
     _report(summary, time.perf_counter() - started, rejects_path)
 

@@ -29,6 +29,11 @@ class EventConflict(Conflict):
     code = "event_source_id_conflict"
 
 
+class SourceIdTaken(Exception):
+    """Raised by ``EventsPort.insert_event`` when the program already stored that source id: the
+    insert wrote nothing, and the stored event decides between duplicate and conflict."""
+
+
 class EventsService:
     def __init__(self, port: EventsPort, programs: ProgramsPort, ledger: LedgerService, rules: RuleEngine,
                  clock: Clock) -> None:
@@ -90,33 +95,51 @@ class EventsService:
         return org, person
 
     def record_one(self, program_id: int, event: IncomingEvent) -> Recorded:
+        """Validate, then insert; a source id already stored makes it a duplicate (same content) or
+        an ``EventConflict``. A stored event wins over validation too: a retry of an accepted event
+        is a duplicate even if its type or schema has changed since (or 409 if its content differs)."""
         fingerprint = event.fingerprint()
-        existing = self.port.existing_event(program_id, event.source_id)
-        if existing is not None:
-            event_id, stored = existing
-            if stored != fingerprint:
-                raise EventConflict(f"source_id {event.source_id!r} was already recorded with other content",
-                                    field="source_id")
-            return Recorded(event_id, event.source_id, Outcome.DUPLICATE,
-                            tuple(self.port.transactions_of_event(event_id)))
-        if event.occurred_at.tzinfo is None:
-            raise ValidationFailed("must include a time zone offset", field="occurred_at")
-        schema = self.port.event_type_schema(program_id, event.type)
-        if schema is None:
-            raise UnknownEventType(f"event type {event.type!r} is not declared in this program", field="type")
-        validate_payload(schema, event.payload)
-        org, person = self._subject(program_id, event)
-        event_id = self.port.insert_event({
-            "program_id": program_id, "source_id": event.source_id, "type": event.type,
-            "organization_id": org["id"] if org else None, "participant_id": person["id"] if person else None,
-            "occurred_at": event.occurred_at, "payload": event.payload, "payload_hash": fingerprint,
-            "received_at": self.clock.now(),
-        })
+        try:
+            if event.occurred_at.tzinfo is None:
+                raise ValidationFailed("must include a time zone offset", field="occurred_at")
+            schema = self.port.event_type_schema(program_id, event.type)
+            if schema is None:
+                raise UnknownEventType(f"event type {event.type!r} is not declared in this program", field="type")
+            validate_payload(schema, event.payload)
+            org, person = self._subject(program_id, event)
+        except ValidationFailed:
+            stored = self._stored(program_id, event, fingerprint)
+            if stored is None:
+                raise
+            return stored
+        try:
+            event_id = self.port.insert_event({
+                "program_id": program_id, "source_id": event.source_id, "type": event.type,
+                "organization_id": org["id"] if org else None, "participant_id": person["id"] if person else None,
+                "occurred_at": event.occurred_at, "payload": event.payload, "payload_hash": fingerprint,
+                "received_at": self.clock.now(),
+            })
+        except SourceIdTaken:
+            stored = self._stored(program_id, event, fingerprint)
+            if stored is None:  # the port said taken but nothing is stored: a bug, not a client error
+                raise
+            return stored
         transactions = self.apply_rules(program_id, event_id, event, org, person)
         self.port.emit(program_id, "event.recorded", {"event_id": event_id, "type": event.type,
                                                       "source_id": event.source_id},
                        org["id"] if org else None)
         return Recorded(event_id, event.source_id, Outcome.ACCEPTED, tuple(transactions))
+
+    def _stored(self, program_id: int, event: IncomingEvent, fingerprint: str) -> Recorded | None:
+        """The answer for a source id already recorded: a duplicate, or ``EventConflict``; None if new."""
+        existing = self.port.existing_event(program_id, event.source_id)
+        if existing is None:
+            return None
+        event_id, stored = existing
+        if stored != fingerprint:
+            raise EventConflict(f"source_id {event.source_id!r} was already recorded with other content",
+                                field="source_id")
+        return Recorded(event_id, event.source_id, Outcome.DUPLICATE, tuple(self.port.transactions_of_event(event_id)))
 
     def apply_rules(self, program_id: int, event_id: int, event: IncomingEvent,
                     org: dict[str, Any] | None, person: dict[str, Any] | None) -> list[int]:

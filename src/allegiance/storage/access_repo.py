@@ -10,6 +10,8 @@ from allegiance.access.model import KeyRole, Principal
 from allegiance.kernel.clock import Clock
 from allegiance.kernel.secrets import hash_password, new_api_key, secret_matches, split_api_key, verify_password
 from allegiance.storage import tables as t
+from allegiance.storage.cache import caches_of
+from allegiance.storage.database import after_commit
 
 _DUMMY_HASH = hash_password("not-a-real-password")
 
@@ -52,9 +54,18 @@ class SqlAccess:
         return [dict(r._mapping) for r in rows]
 
     def revoke_key(self, program_id: int, key_id: int) -> bool:
-        return bool(self.conn.execute(update(t.api_keys).where(
+        """Revoke a key; this process stops accepting it as soon as the transaction commits."""
+        revoked = bool(self.conn.execute(update(t.api_keys).where(
             t.api_keys.c.id == key_id, t.api_keys.c.program_id == program_id, t.api_keys.c.revoked_at.is_(None)
         ).values(revoked_at=self.clock.now())).rowcount)
+        if revoked:
+            self.forget_principals_on_commit()
+        return revoked
+
+    def forget_principals_on_commit(self) -> None:
+        """Drop this process's cached principals once the current write commits: after a change
+        that can end keys (a revocation, a participant leaving)."""
+        after_commit(self.conn, caches_of(self.conn).principals.invalidate)
 
     def create_user(self, email: str, name: str, password: str) -> int:
         return int(self.conn.execute(insert(t.users).values(

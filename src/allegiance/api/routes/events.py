@@ -18,7 +18,11 @@ router = APIRouter(tags=["events"])
 
 
 def _incoming(event: EventIn) -> IncomingEvent:
-    return IncomingEvent(**event.model_dump())
+    """Field by field: ``model_dump`` would deep-copy the payload, which nothing here modifies."""
+    return IncomingEvent(source_id=event.source_id, type=event.type, occurred_at=event.occurred_at,
+                         payload=event.payload, organization_id=event.organization_id,
+                         organization_external_id=event.organization_external_id,
+                         participant_id=event.participant_id, participant_external_id=event.participant_external_id)
 
 
 def _parse(raw: Any) -> tuple[list[EventIn], bool]:

@@ -78,4 +78,5 @@ def participant_leaves(app: AppDep, participant_id: PathId, body: ParticipantLea
     """Record that the person left their organization; the program's leaver policy is posted."""
     with app.write() as uow:
         _visible(uow, principal, participant_id)
+        uow.access.forget_principals_on_commit()  # the leaver's keys stop working at once
         return uow.programs.participant_left(principal.program_id, participant_id, body.reason)
