@@ -18,11 +18,13 @@ from allegiance.kernel.clock import Clock, SystemClock
 from allegiance.ledger.service import LedgerService
 from allegiance.programs.service import ProgramsService
 from allegiance.rules.engine import NoRules, RuleEngine
+from allegiance.rules.service import RulesService
 from allegiance.storage.access_repo import SqlAccess
 from allegiance.storage.database import Database
 from allegiance.storage.events_repo import SqlEvents
 from allegiance.storage.ledger_repo import SqlLedger
 from allegiance.storage.programs_repo import SqlPrograms
+from allegiance.storage.rules_repo import SqlRules
 
 
 @dataclass
@@ -37,6 +39,8 @@ class UnitOfWork:
     program_store: SqlPrograms
     event_store: SqlEvents
     ledger_store: SqlLedger
+    rules: RulesService
+    rule_store: SqlRules
 
 
 class Allegiance:
@@ -51,15 +55,21 @@ class Allegiance:
         program_store = SqlPrograms(conn, self.clock)
         event_store = SqlEvents(conn, self.clock)
         ledger = LedgerService(ledger_store, self.clock)
+        programs = ProgramsService(program_store, ledger, self.clock)
+        rule_store = SqlRules(conn, self.clock)
+        rule_book = RulesService(rule_store, ledger, programs.settings, self.clock,
+                                 declared_types=rule_store.declared_types)
         return UnitOfWork(
             conn=conn,
             ledger=ledger,
-            programs=ProgramsService(program_store, ledger, self.clock),
-            events=EventsService(event_store, program_store, ledger, self.rules, self.clock),
+            programs=programs,
+            events=EventsService(event_store, program_store, ledger, self.rules, self.clock, rule_book=rule_book),
             access=SqlAccess(conn, self.clock),
             program_store=program_store,
             event_store=event_store,
             ledger_store=ledger_store,
+            rules=rule_book,
+            rule_store=rule_store,
         )
 
     @contextmanager

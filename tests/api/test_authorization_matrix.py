@@ -238,6 +238,12 @@ EXPECTED: dict[tuple[str, str], Rule] = {
                                                   "organization_id": side(w, o).organization_id})),
     ("DELETE", f"{V1}/api-keys/{{key_id}}"): Rule(
         204, {OPERATOR: PROGRAM}, write=True, build=lambda w, o: Req(f"{V1}/api-keys/{new_key(w, o)}")),
+    # -- rules (issue 4)
+    # -- tiers and discount cards (issue 4)
+    # -- rewards catalog and redemptions (issue 4)
+    # -- co-op funds (issue 4)
+    # -- referrals (issue 4)
+    # -- coalition partners and finance (issue 4)
 }
 
 ROUTES = [r for r in route_table() if r not in PUBLIC]

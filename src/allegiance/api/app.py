@@ -16,7 +16,23 @@ from allegiance import __version__
 from allegiance.api import problems
 from allegiance.api.idempotency import InFlight
 from allegiance.api.ratelimit import RateLimiter
-from allegiance.api.routes import accounts, events, holds, keys, organizations, participants, programs, transactions
+from allegiance.api.routes import (
+    accounts,
+    coop,
+    events,
+    finance,
+    holds,
+    keys,
+    organizations,
+    participants,
+    partners,
+    programs,
+    referrals,
+    rewards,
+    rules,
+    tiers,
+    transactions,
+)
 from allegiance.api.schemas import EventBatch, EventIn
 from allegiance.bootstrap import Allegiance
 
@@ -68,7 +84,8 @@ def _openapi_with_event_bodies(app: FastAPI) -> dict[str, Any]:
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
-    for module in (events, programs, organizations, participants, accounts, transactions, holds, keys):
+    for module in (events, programs, organizations, participants, accounts, transactions, holds, keys,
+                   rules, tiers, rewards, coop, partners, referrals, finance):
         router.include_router(module.router)
     return router
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from allegiance.events.model import IncomingEvent, Outcome, Recorded
 from allegiance.events.ports import EventsPort
@@ -34,14 +34,40 @@ class SourceIdTaken(Exception):
     insert wrote nothing, and the stored event decides between duplicate and conflict."""
 
 
+class EventObserver(Protocol):
+    """A domain that reacts to every recorded event inside its transaction (tiers re-qualify,
+    referrals convert...). It runs after the rules, sees what they posted, and may raise to refuse
+    the event — then nothing of it is written."""
+
+    def after_event(self, event: EventContext, transaction_ids: Sequence[int]) -> None: ...
+
+    def is_idle(self, program_id: int) -> bool:
+        """True when this program has nothing for the observer to do, so bulk imports may skip it."""
+
+
+class RuleBook(Protocol):
+    """The program's earning rules as data (``rules.service.RulesService``), run on every event."""
+
+    def is_idle(self, program_id: int) -> bool: ...
+
+    def apply(self, context: EventContext) -> list[int]: ...
+
+
 class EventsService:
     def __init__(self, port: EventsPort, programs: ProgramsPort, ledger: LedgerService, rules: RuleEngine,
-                 clock: Clock) -> None:
+                 clock: Clock, observers: Sequence[EventObserver] = (), rule_book: RuleBook | None = None) -> None:
         self.port = port
         self.programs = programs
         self.ledger = ledger
         self.rules = rules
         self.clock = clock
+        self.observers = list(observers)
+        self.rule_book = rule_book
+
+    def pipeline_idle(self, program_id: int) -> bool:
+        """True when no rule and no observer reacts to this program's events."""
+        return (self.rules.is_idle(program_id) and (self.rule_book is None or self.rule_book.is_idle(program_id))
+                and all(o.is_idle(program_id) for o in self.observers))
 
     def declare_type(self, program_id: int, name: str, schema: dict[str, Any], description: str = "") -> None:
         """Declare (or replace) an event type's payload schema; a schema that does not compile is refused."""
@@ -125,6 +151,12 @@ class EventsService:
                 raise
             return stored
         transactions = self.apply_rules(program_id, event_id, event, org, person)
+        context = EventContext(program_id, event_id, event.type, event.occurred_at, event.payload, org, person)
+        if self.rule_book is not None:
+            transactions.extend(self.rule_book.apply(context))
+        if self.observers:
+            for observer in self.observers:
+                observer.after_event(context, transactions)
         self.port.emit(program_id, "event.recorded", {"event_id": event_id, "type": event.type,
                                                       "source_id": event.source_id},
                        org["id"] if org else None)

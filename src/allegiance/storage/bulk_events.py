@@ -75,6 +75,13 @@ PARALLEL_MIN_BYTES = 4 << 20  # below this, starting a second process costs more
 __all__ = ["CHUNK_SIZE", "CONFLICT_REASON", "ImportSummary", "Reject", "import_file", "import_rows"]
 
 
+def _pipeline_idle(app: Allegiance, program_id: int) -> bool:
+    """True when nothing reacts to this program's events (no rules, no observer interested), so
+    rows may skip the per-event pipeline."""
+    with app.read() as uow:
+        return uow.events.pipeline_idle(program_id)
+
+
 def import_rows(app: Allegiance, program_id: int, rows: Iterable[tuple[int, Mapping[str, Any] | RowError]], *,
                 chunk_size: int = CHUNK_SIZE, on_progress: Progress = None,
                 on_reject: OnReject = None) -> ImportSummary:
@@ -82,7 +89,7 @@ def import_rows(app: Allegiance, program_id: int, rows: Iterable[tuple[int, Mapp
     this process; see the module doc."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
-    if not app.rules.is_idle(program_id):
+    if not _pipeline_idle(app, program_id):
         return import_through_rules(app, program_id, rows, chunk_size, on_progress, on_reject)
     checker = PayloadChecker(event_schemas(app, program_id))
     iterator = iter(rows)
@@ -98,7 +105,7 @@ def import_file(app: Allegiance, program_id: int, source: RowSource, *, chunk_si
     Raises ``UnreadableFile`` where the file turns out to be unreadable, the chunks before it stored."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
-    if not app.rules.is_idle(program_id):
+    if not _pipeline_idle(app, program_id):
         return import_through_rules(app, program_id, source, chunk_size, on_progress, on_reject)
     schemas = event_schemas(app, program_id)
     if parallel is None:

@@ -84,16 +84,22 @@ class Caches:
     clock: Callable[[], float] = time.monotonic
     principals: TtlCache[str, Principal] = field(init=False)  # sha256 of the key -> its principal
     event_types: TtlCache[tuple[int, str], dict[str, Any]] = field(init=False)  # (program, type) -> schema
+    # program -> (active version or 0, its compiled rule set or None); "none active" is cached too,
+    # since every event of a program without rules asks.
+    rule_sets: TtlCache[int, tuple[int, Any]] = field(init=False)
+    compiled_rules: dict[tuple[int, int], Any] = field(init=False)  # (program, version) -> compiled, immutable
 
     def __post_init__(self) -> None:
         self.principals = TtlCache(self.ttl, clock=self.clock)
         self.event_types = TtlCache(self.ttl, clock=self.clock)
+        self.rule_sets = TtlCache(self.ttl, clock=self.clock)
+        self.compiled_rules = {}
 
     def configure(self, ttl: float, *, clock: Callable[[], float] | None = None) -> None:
         """Set the lifetime of every entry (0 = no caching), and the clock; drops what is cached."""
         self.ttl = ttl
         self.clock = clock or self.clock
-        for cache in (self.principals, self.event_types):
+        for cache in (self.principals, self.event_types, self.rule_sets):
             cache.ttl = ttl
             cache.clock = self.clock
             cache.invalidate()

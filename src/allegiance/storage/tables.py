@@ -312,3 +312,13 @@ outbox_receipts = Table(
     Column("message_id", BigInteger, primary_key=True),
     Column("handled_at", UTCDateTime, nullable=False),
 )
+
+# Each domain of issue 4 keeps its tables in its own module on this same metadata; importing them
+# here means anything that imports ``tables`` (migrations, tests, repositories) sees the whole schema.
+from allegiance.storage import (  # noqa: E402, F401  (registration imports, after ``metadata`` exists)
+    tables_coop,
+    tables_partners,
+    tables_rewards,
+    tables_rules,
+    tables_tiers,
+)

@@ -1,0 +1,7 @@
+"""partners routes (issue 4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["partners"])

@@ -1,0 +1,1 @@
+"""coop domain (issue 4)."""

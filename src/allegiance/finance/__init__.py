@@ -1,0 +1,1 @@
+"""finance domain (issue 4)."""

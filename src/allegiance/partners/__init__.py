@@ -1,0 +1,1 @@
+"""partners domain (issue 4)."""

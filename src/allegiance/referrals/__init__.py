@@ -1,0 +1,1 @@
+"""referrals domain (issue 4)."""

@@ -1,0 +1,60 @@
+"""What the rules domain needs from storage (and from the tiers domain)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from allegiance.rules.evaluate import CompiledRuleSet
+from allegiance.rules.settle import Counters
+
+
+class RulesPort(Protocol):
+    def save_version(self, program_id: int, document: dict[str, Any], *, by: str, note: str) -> int: ...
+
+    def version(self, program_id: int, version: int) -> dict[str, Any] | None: ...
+
+    def versions(self, program_id: int, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def latest_version(self, program_id: int) -> dict[str, Any] | None: ...
+
+    def activate(self, program_id: int, version: int, *, by: str) -> bool: ...
+
+    def active(self, program_id: int) -> CompiledRuleSet | None: ...
+
+    def counters(self, program_id: int) -> Counters: ...
+
+    def insert_award(self, values: dict[str, Any]) -> int: ...
+
+    def update_award(self, award_id: int, values: dict[str, Any], *, expected_status: str | None = None) -> bool: ...
+
+    def awards_by_key(self, program_id: int, rules: Sequence[str], key: str) -> list[dict[str, Any]]: ...
+
+    def pending_released_by(self, program_id: int, event_type: str, key: str) -> list[dict[str, Any]]: ...
+
+    def pending_due(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
+
+    def emit(self, program_id: int, topic: str, payload: dict[str, Any], organization_id: int | None) -> None: ...
+
+
+class TierView(Protocol):
+    """The slice of the tiers domain the rules need: an organization's tier and earn multiplier,
+    and where tier-qualifying credits go."""
+
+    def tier_of(self, program_id: int, organization_id: int) -> tuple[str | None, Decimal]: ...
+
+    def add_qualifying_credit(self, program_id: int, organization_id: int, participant_id: int | None, amount: int,
+                              occurred_at: datetime, event_id: int | None, rule: str) -> None: ...
+
+
+class NoTiers:
+    """Until a program defines tier ladders: no tier, multiplier 1, credits recorded nowhere else."""
+
+    def tier_of(self, program_id: int, organization_id: int) -> tuple[str | None, Decimal]:
+        return None, Decimal(1)
+
+    def add_qualifying_credit(self, program_id: int, organization_id: int, participant_id: int | None, amount: int,
+                              occurred_at: datetime, event_id: int | None, rule: str) -> None:
+        return None

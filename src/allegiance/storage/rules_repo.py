@@ -1,0 +1,198 @@
+"""SQL side of earning rules: versions, the active set (cached per process), counters under row
+locks, and the rule-award log (implements ``RulesPort``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from allegiance.kernel.clock import Clock
+from allegiance.rules.evaluate import CompiledRuleSet, compile_rule_set
+from allegiance.rules.model import parse_rule_set
+from allegiance.rules.settle import CounterKey
+from allegiance.storage import tables as t
+from allegiance.storage import tables_rules as r
+from allegiance.storage.cache import caches_of
+from allegiance.storage.database import after_commit
+from allegiance.storage.outbox import emit
+
+
+class SqlCounters:
+    """Counter rows created on first use and locked (``FOR UPDATE`` on PostgreSQL; SQLite already
+    holds the one write lock) so concurrent awards against one cap serialise instead of racing."""
+
+    def __init__(self, conn: Connection, program_id: int) -> None:
+        self.conn = conn
+        self.program_id = program_id
+        self.postgres = conn.dialect.name == "postgresql"
+
+    def lock(self, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
+        c = r.rule_counters
+        rows = [{"program_id": self.program_id, "name": k.name, "subject": k.subject, "period": k.period,
+                 "amount": 0, "count": 0} for k in sorted(set(keys))]
+        if not rows:
+            return {}
+        maker = pg_insert if self.postgres else sqlite_insert
+        self.conn.execute(maker(c).values(rows).on_conflict_do_nothing())
+        found: dict[CounterKey, tuple[int, int]] = {}
+        for key in sorted(set(keys)):
+            query = select(c.c.amount, c.c.count).where(
+                c.c.program_id == self.program_id, c.c.name == key.name, c.c.subject == key.subject,
+                c.c.period == key.period)
+            if self.postgres:
+                query = query.with_for_update()
+            amount, count = self.conn.execute(query).one()
+            found[key] = (int(amount), int(count))
+        return found
+
+    def add(self, key: CounterKey, amount: int, count: int) -> None:
+        c = r.rule_counters
+        self.conn.execute(update(c).where(
+            c.c.program_id == self.program_id, c.c.name == key.name, c.c.subject == key.subject,
+            c.c.period == key.period).values(amount=c.c.amount + amount, count=c.c.count + count))
+
+    def read(self, names: Sequence[str], subjects: Sequence[str], periods: Sequence[str]) -> dict[CounterKey, int]:
+        """Amounts used, without locking (progress reports)."""
+        c = r.rule_counters
+        rows = self.conn.execute(select(c.c.name, c.c.subject, c.c.period, c.c.amount, c.c.count).where(
+            c.c.program_id == self.program_id, c.c.name.in_(list(names)), c.c.subject.in_(list(subjects)),
+            c.c.period.in_(list(periods)))).all()
+        return {CounterKey(n, s, p): (int(a), int(k)) for n, s, p, a, k in rows}  # type: ignore[misc]
+
+
+class SqlRules:
+    def __init__(self, conn: Connection, clock: Clock) -> None:
+        self.conn = conn
+        self.clock = clock
+
+    # -- versions ---------------------------------------------------------------------------
+    def save_version(self, program_id: int, document: dict[str, Any], *, by: str, note: str) -> int:
+        s = r.rule_sets
+        version = int(self.conn.execute(select(func.coalesce(func.max(s.c.version), 0)).where(
+            s.c.program_id == program_id)).scalar_one()) + 1
+        self.conn.execute(insert(s).values(program_id=program_id, version=version, status="draft", document=document,
+                                           note=note, created_by=by, created_at=self.clock.now()))
+        return version
+
+    def version(self, program_id: int, version: int) -> dict[str, Any] | None:
+        s = r.rule_sets
+        row = self.conn.execute(select(s).where(s.c.program_id == program_id, s.c.version == version)).first()
+        return dict(row._mapping) if row else None
+
+    def versions(self, program_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        s = r.rule_sets
+        rows = self.conn.execute(select(s.c.version, s.c.status, s.c.note, s.c.created_by, s.c.created_at,
+                                        s.c.activated_by, s.c.activated_at).where(s.c.program_id == program_id)
+                                 .order_by(s.c.version.desc()).limit(limit)).all()
+        return [dict(row._mapping) for row in rows]
+
+    def latest_version(self, program_id: int) -> dict[str, Any] | None:
+        s = r.rule_sets
+        row = self.conn.execute(select(s).where(s.c.program_id == program_id).order_by(s.c.version.desc())
+                                .limit(1)).first()
+        return dict(row._mapping) if row else None
+
+    def activate(self, program_id: int, version: int, *, by: str) -> bool:
+        """Make ``version`` the active one (the previous active is retired). False if it was already
+        active — the second of two concurrent activations changes nothing."""
+        s = r.rule_sets
+        now = self.clock.now()
+        changed = self.conn.execute(update(s).where(
+            s.c.program_id == program_id, s.c.version == version, s.c.status != "active").values(
+            status="active", activated_by=by, activated_at=now)).rowcount
+        if not changed:
+            return False
+        self.conn.execute(update(s).where(s.c.program_id == program_id, s.c.status == "active",
+                                          s.c.version != version).values(status="retired"))
+        caches = caches_of(self.conn)
+        after_commit(self.conn, caches.rule_sets.invalidate)
+        return True
+
+    def active(self, program_id: int) -> CompiledRuleSet | None:
+        """The compiled active rule set, cached per process (see ``storage.cache``)."""
+        caches = caches_of(self.conn)
+        cached = caches.rule_sets.get(program_id)
+        if cached is not None:
+            compiled_cached: CompiledRuleSet | None = cached[1]
+            return compiled_cached
+        epoch = caches.rule_sets.epoch()
+        s = r.rule_sets
+        version = self.conn.execute(select(s.c.version).where(s.c.program_id == program_id,
+                                                              s.c.status == "active")).scalar()
+        compiled = None
+        if version is not None:
+            compiled = caches.compiled_rules.get((program_id, version))
+            if compiled is None:
+                document = self.conn.execute(select(s.c.document).where(
+                    s.c.program_id == program_id, s.c.version == version)).scalar_one()
+                compiled = compile_rule_set(parse_rule_set(document), int(version))
+                if len(caches.compiled_rules) > 1000:
+                    caches.compiled_rules.clear()
+                caches.compiled_rules[(program_id, int(version))] = compiled
+        caches.rule_sets.put(program_id, (int(version or 0), compiled), epoch)
+        return compiled
+
+    def declared_types(self, program_id: int) -> set[str]:
+        e = t.event_types
+        return set(self.conn.execute(select(e.c.name).where(e.c.program_id == program_id)).scalars())
+
+    def counters(self, program_id: int) -> SqlCounters:
+        return SqlCounters(self.conn, program_id)
+
+    # -- the award log ----------------------------------------------------------------------
+    def insert_award(self, values: dict[str, Any]) -> int:
+        values = {"returned": 0, "clawed": 0, "caps_hit": [], "capped": 0, "created_at": self.clock.now(), **values}
+        return int(self.conn.execute(insert(r.rule_awards).values(**values).returning(r.rule_awards.c.id)).scalar_one())
+
+    def update_award(self, award_id: int, values: dict[str, Any], *, expected_status: str | None = None) -> bool:
+        a = r.rule_awards
+        query = update(a).where(a.c.id == award_id)
+        if expected_status is not None:
+            query = query.where(a.c.status == expected_status)
+        return bool(self.conn.execute(query.values(**values)).rowcount)
+
+    def awards_by_key(self, program_id: int, rules: Sequence[str], key: str) -> list[dict[str, Any]]:
+        a = r.rule_awards
+        query = select(a).where(a.c.program_id == program_id, a.c.match_key == key, a.c.rule_code.in_(list(rules)),
+                                a.c.kind == "award", a.c.status.in_(("posted", "pending"))).order_by(a.c.id)
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return [dict(row._mapping) for row in self.conn.execute(query)]
+
+    def pending_released_by(self, program_id: int, event_type: str, key: str) -> list[dict[str, Any]]:
+        a = r.rule_awards
+        query = select(a).where(a.c.program_id == program_id, a.c.status == "pending",
+                                a.c.release_type == event_type, a.c.match_key == key).order_by(a.c.id)
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=False)
+        return [dict(row._mapping) for row in self.conn.execute(query)]
+
+    def pending_due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        a = r.rule_awards
+        query = select(a).where(a.c.status == "pending", a.c.release_at.is_not(None), a.c.release_at <= now
+                                ).order_by(a.c.release_at, a.c.id).limit(limit)
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [dict(row._mapping) for row in self.conn.execute(query)]
+
+    def awards_of_organization(self, program_id: int, organization_ids: Sequence[int], *, after: int | None,
+                               limit: int) -> list[dict[str, Any]]:
+        a = r.rule_awards
+        query = select(a).where(a.c.program_id == program_id, a.c.organization_id.in_(list(organization_ids)))
+        if after is not None:
+            query = query.where(a.c.id < after)
+        return [dict(row._mapping) for row in self.conn.execute(query.order_by(a.c.id.desc()).limit(limit))]
+
+    def awards_of_event(self, event_id: int) -> list[dict[str, Any]]:
+        a = r.rule_awards
+        return [dict(row._mapping) for row in self.conn.execute(select(a).where(a.c.event_id == event_id)
+                                                                .order_by(a.c.id))]
+
+    def emit(self, program_id: int, topic: str, payload: dict[str, Any], organization_id: int | None) -> None:
+        emit(self.conn, self.clock, program_id, topic, payload, organization_id)
+

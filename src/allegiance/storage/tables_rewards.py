@@ -1,0 +1,8 @@
+"""Tables of rewards catalog, redemptions, approval policies, charity, concierge (issue 4).
+
+Registered on the shared metadata; imported at the end of ``tables``.
+"""
+
+from __future__ import annotations
+
+from allegiance.storage.tables import metadata  # noqa: F401

@@ -1,0 +1,1 @@
+"""tiers domain (issue 4)."""
