@@ -129,6 +129,17 @@ def org_of(item: dict[str, Any]) -> Any:
 
 
 READERS = {OPERATOR: PROGRAM, ORG_ADMIN: ORG, PARTICIPANT: SELF}
+MATRIX_RULES: dict[str, Any] = {"rules": [{
+    "code": "one", "name": "One point per order", "trigger": EVENT_TYPE, "action": {"kind": "fixed", "amount": 1},
+    "goal": {"behavior": "order more", "metric": "orders", "expected_uplift": "+1 %"}}]}
+
+
+def rule_version(world: World, owner: str) -> int:
+    """A fresh draft version in the owner's program (versions of another program must be 404)."""
+    if owner == NOWHERE:
+        return MISSING
+    with world.allegiance.write() as uow:
+        return int(uow.rules.save(side(world, owner).program_id, MATRIX_RULES, by="matrix")["version"])
 V1 = "/api/v1"
 
 EXPECTED: dict[tuple[str, str], Rule] = {
@@ -239,6 +250,31 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{V1}/api-keys/{{key_id}}"): Rule(
         204, {OPERATOR: PROGRAM}, write=True, build=lambda w, o: Req(f"{V1}/api-keys/{new_key(w, o)}")),
     # -- rules (issue 4)
+    ("GET", f"{V1}/rules/schema"): Rule(200, READERS, lambda w, o: Req(f"{V1}/rules/schema"), owner="none"),
+    ("GET", f"{V1}/rules/active"): Rule(200, READERS, lambda w, o: Req(f"{V1}/rules/active"), owner="none"),
+    ("GET", f"{V1}/rules/versions"): Rule(200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/rules/versions"),
+                                          owner="none"),
+    ("POST", f"{V1}/rules/versions"): Rule(
+        201, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/rules/versions", {"document": MATRIX_RULES, "note": w.ref("n")})),
+    ("PUT", f"{V1}/rules/draft/rules/{{code}}"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/rules/draft/rules/one", {"rule": {**MATRIX_RULES["rules"][0],
+                                                                       "name": w.ref("n")}})),
+    ("GET", f"{V1}/rules/versions/{{version}}"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none",
+        build=lambda w, o: Req(f"{V1}/rules/versions/{rule_version(w, o)}")),
+    ("POST", f"{V1}/rules/versions/{{version}}/activate"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/rules/versions/{rule_version(w, o)}/activate")),
+    ("POST", f"{V1}/quote"): Rule(
+        200, {OPERATOR: PROGRAM, ORG_ADMIN: ORG, PARTICIPANT: ORG, INTEGRATION: PROGRAM}, owner="body",
+        build=lambda w, o: Req(f"{V1}/quote", {"organization_id": side(w, o).organization_id,
+                                               "type": EVENT_TYPE, "payload": {"amount_minor": 500}})),
+    ("GET", f"{V1}/organizations/{{organization_id}}/statement"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/organizations/{side(w, o).organization_id}/statement")),
+    ("GET", f"{V1}/participants/{{participant_id}}/standing"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/participants/{side(w, o).participant_id}/standing")),
     # -- tiers and discount cards (issue 4)
     # -- rewards catalog and redemptions (issue 4)
     # -- co-op funds (issue 4)

@@ -40,6 +40,9 @@ class Action(StrEnum):
     WRITE_EVENTS = "events:write"
     READ_EVENTS = "events:read"
     MANAGE_EVENT_TYPES = "event-types:write"
+    READ_RULES = "rules:read"
+    MANAGE_RULES = "rules:write"
+    QUOTE = "rules:quote"
 
 
 _ALL = frozenset(Action)
@@ -48,11 +51,12 @@ POLICY: dict[KeyRole, frozenset[Action]] = {
     KeyRole.ORG_ADMIN: frozenset({
         Action.READ_PROGRAM, Action.READ_ORGS, Action.READ_PEOPLE, Action.WRITE_PEOPLE, Action.READ_LEDGER,
         Action.TRANSFER, Action.SPEND, Action.HOLD, Action.RESOLVE_HOLD, Action.READ_EVENTS,
+        Action.READ_RULES, Action.QUOTE,
     }),
-    KeyRole.INTEGRATION: frozenset({Action.WRITE_EVENTS}),
+    KeyRole.INTEGRATION: frozenset({Action.WRITE_EVENTS, Action.QUOTE}),
     KeyRole.PARTICIPANT: frozenset({
         Action.READ_PROGRAM, Action.READ_ORGS, Action.READ_PEOPLE, Action.READ_LEDGER, Action.SPEND,
-        Action.HOLD,
+        Action.HOLD, Action.READ_RULES, Action.QUOTE,
     }),
 }
 

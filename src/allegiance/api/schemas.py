@@ -93,6 +93,9 @@ class SpendRequest(Strict):
     account_id: int = Field(ge=1, le=MAX_ID)
     amount: Amount
     memo: Memo = ""
+    channel: str | None = Field(default=None, max_length=60,
+                                description="where it is spent; units with spend_channels require one of them")
+    reference: str | None = Field(default=None, max_length=200, description="the order or invoice it pays")
 
 
 class AdjustRequest(Strict):
@@ -116,6 +119,8 @@ class HoldCreate(Strict):
     account_id: int = Field(ge=1, le=MAX_ID)
     amount: Amount
     memo: Memo = ""
+    channel: str | None = Field(default=None, max_length=60,
+                                description="where it is spent; units with spend_channels require one of them")
     ttl_hours: int | None = Field(default=None, ge=1, le=24 * 365)
 
 

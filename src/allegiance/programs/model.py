@@ -69,6 +69,9 @@ class UnitConfig(BaseModel):
     name: str = Field(min_length=1, max_length=80)
     scale: int = Field(default=0, ge=0, le=6)
     kind: UnitKind = UnitKind.POINTS
+    spend_channels: list[str] | None = Field(
+        default=None, description="Where this unit may be spent (e.g. [\"online_store\"] for store credit that "
+                                  "is spendable only where it was earned); null = anywhere")
 
     @field_validator("code")
     @classmethod
@@ -106,6 +109,18 @@ class ProgramSettings(BaseModel):
 
     def unit(self, code: str) -> UnitConfig | None:
         return next((u for u in self.units if u.code == code), None)
+
+    def check_spend_channel(self, unit: str, channel: str | None, field: str = "channel") -> None:
+        """Store credit may be limited to the operator's own channels: refuse a spend elsewhere."""
+        config = self.unit(unit)
+        if config is None or config.spend_channels is None:
+            return
+        if channel not in config.spend_channels:
+            from allegiance.kernel.errors import ValidationFailed
+
+            where = f"channel {channel!r}" if channel else "a spend without a channel"
+            raise ValidationFailed(f"{config.code} can only be spent in {config.spend_channels}; {where} is refused",
+                                   field=field)
 
     def role_codes(self) -> set[str]:
         return {r.code for r in self.roles}

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from allegiance.rules.evaluate import CompiledRuleSet
-from allegiance.rules.settle import Counters
+from allegiance.rules.settle import CounterKey, Counters
 
 
 class RulesPort(Protocol):
@@ -25,6 +25,11 @@ class RulesPort(Protocol):
     def active(self, program_id: int) -> CompiledRuleSet | None: ...
 
     def counters(self, program_id: int) -> Counters: ...
+
+    def peek_counters(self, program_id: int) -> Counters:
+        """Counters read as they stand, additions kept in memory: nothing is locked or written."""
+
+    def read_counters(self, program_id: int, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]: ...
 
     def insert_award(self, values: dict[str, Any]) -> int: ...
 

@@ -279,6 +279,67 @@ class RulesService:
                                    memo=f"{rule.name}: {firing.reason}"[:500], event_id=event_id, metadata=metadata)
         return posted.transaction_id
 
+    # -- read-only answers ---------------------------------------------------------------------
+    def quote(self, program_id: int, organization: dict[str, Any], participant: dict[str, Any] | None,
+              event_type: str, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
+        """What an event would earn now (caps and ladders as they stand), writing nothing."""
+        compiled = self.port.active(program_id)
+        result: dict[str, Any] = {"rule_set_version": compiled.version if compiled else None, "awards": [],
+                                  "pending": [], "tier_credits": [], "benefits": [], "totals": {}}
+        if compiled is None:
+            return result
+        settings = self.settings_of(program_id)
+        context = EventContext(program_id, 0, event_type, at, payload, organization, participant)
+        subject, multiplier = self.subject(program_id, context)
+        counters = self.port.peek_counters(program_id)
+        for firing in evaluate(compiled, event_type, at, subject, default_unit=settings.default_unit,
+                               tier_multiplier=multiplier):
+            compiled_rule = compiled.compiled(firing.rule)
+            assert compiled_rule is not None
+            rule = compiled_rule.rule
+            org_id, person_id = self._recipient(rule, context)
+            entry = {"rule": rule.code, "name": rule.name, "reason": firing.reason, "inputs": firing.inputs}
+            if firing.kind in ("award", "stepped"):
+                if not rule.timing.immediate:
+                    result["pending"].append({**entry, "unit": firing.unit, "amount": firing.amount,
+                                              "until_event": rule.timing.until_event,
+                                              "after_days": rule.timing.after_days})
+                    continue
+                grant = settle(firing, compiled_rule, at, org_id, person_id, counters)
+                unit = firing.unit or settings.default_unit
+                result["awards"].append({**entry, "unit": unit, "amount": grant.amount, "capped": grant.capped,
+                                         "caps_hit": list(grant.caps_hit)})
+                result["totals"][unit] = result["totals"].get(unit, 0) + grant.amount
+            elif firing.kind == "tier_credit":
+                result["tier_credits"].append({**entry, "amount": firing.amount})
+            elif firing.kind == "benefit":
+                result["benefits"].append({**entry, "benefit": firing.inputs.get("benefit"),
+                                           "quantity": firing.amount})
+        return result
+
+    def standing(self, program_id: int, organization: dict[str, Any], participant: dict[str, Any] | None,
+                 at: datetime) -> list[dict[str, Any]]:
+        """What would qualify: for each rule this organization/person can earn from, the event
+        requirements, what is left of each cap, and the next step of a volume ladder."""
+        from dataclasses import asdict
+
+        from allegiance.rules.explain import standing
+
+        compiled = self.port.active(program_id)
+        if compiled is None:
+            return []
+        org = dict(organization)
+        org["tier"], _ = self.tiers.tier_of(program_id, int(org["id"]))
+        rows = standing(compiled, org, participant, at, self.settings_of(program_id).default_unit,
+                        lambda keys: self.port.read_counters(program_id, keys))
+        out = []
+        for row in rows:
+            data = asdict(row)
+            for cap, standing_cap in zip(data["caps"], row.caps, strict=True):
+                cap["remaining_amount"] = standing_cap.remaining_amount
+            out.append(data)
+        return out
+
     # -- pending awards -----------------------------------------------------------------------
     def _release_matching(self, compiled: CompiledRuleSet, settings: ProgramSettings, context: EventContext,
                           subject: dict[str, Any], counters: Counters) -> list[int]:

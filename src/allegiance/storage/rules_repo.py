@@ -56,13 +56,38 @@ class SqlCounters:
             c.c.program_id == self.program_id, c.c.name == key.name, c.c.subject == key.subject,
             c.c.period == key.period).values(amount=c.c.amount + amount, count=c.c.count + count))
 
-    def read(self, names: Sequence[str], subjects: Sequence[str], periods: Sequence[str]) -> dict[CounterKey, int]:
-        """Amounts used, without locking (progress reports)."""
+    def read(self, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
+        """(amount, count) used, without locking (progress reports, quotes); absent keys are unused."""
         c = r.rule_counters
+        wanted = set(keys)
+        if not wanted:
+            return {}
         rows = self.conn.execute(select(c.c.name, c.c.subject, c.c.period, c.c.amount, c.c.count).where(
-            c.c.program_id == self.program_id, c.c.name.in_(list(names)), c.c.subject.in_(list(subjects)),
-            c.c.period.in_(list(periods)))).all()
-        return {CounterKey(n, s, p): (int(a), int(k)) for n, s, p, a, k in rows}  # type: ignore[misc]
+            c.c.program_id == self.program_id, c.c.name.in_({k.name for k in wanted}),
+            c.c.subject.in_({k.subject for k in wanted}), c.c.period.in_({k.period for k in wanted}))).all()
+        found = {CounterKey(n, s, p): (int(a), int(k)) for n, s, p, a, k in rows}
+        return {key: value for key, value in found.items() if key in wanted}
+
+
+class PeekCounters:
+    """Counters as they stand, read without locks or writes; additions stay in memory. For quotes:
+    what an order *would* earn now, caps included, with nothing written."""
+
+    def __init__(self, counters: SqlCounters) -> None:
+        self.counters = counters
+        self.local: dict[CounterKey, tuple[int, int]] = {}
+
+    def lock(self, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
+        missing = [k for k in keys if k not in self.local]
+        if missing:
+            found = self.counters.read(missing)
+            for key in missing:
+                self.local[key] = found.get(key, (0, 0))
+        return {key: self.local[key] for key in keys}
+
+    def add(self, key: CounterKey, amount: int, count: int) -> None:
+        used, times = self.local.get(key, (0, 0))
+        self.local[key] = (used + amount, times + count)
 
 
 class SqlRules:
@@ -143,6 +168,12 @@ class SqlRules:
 
     def counters(self, program_id: int) -> SqlCounters:
         return SqlCounters(self.conn, program_id)
+
+    def peek_counters(self, program_id: int) -> PeekCounters:
+        return PeekCounters(SqlCounters(self.conn, program_id))
+
+    def read_counters(self, program_id: int, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
+        return SqlCounters(self.conn, program_id).read(keys)
 
     # -- the award log ----------------------------------------------------------------------
     def insert_award(self, values: dict[str, Any]) -> int:

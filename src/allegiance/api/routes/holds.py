@@ -43,7 +43,8 @@ def reserve(request: Request, app: AppDep, body: HoldCreate, key: IdempotencyKey
             principal: Annotated[Principal, Depends(authorized(Action.HOLD))]) -> JSONResponse:
     """Reserve points (phase one): they leave the available balance until posted, voided or expired."""
     def effect(uow: UnitOfWork) -> tuple[int, Any]:
-        spendable_account(uow, principal, body.account_id)
+        account = spendable_account(uow, principal, body.account_id)
+        uow.programs.settings(principal.program_id).check_spend_channel(account.unit, body.channel)
         ttl = body.ttl_hours or uow.programs.settings(principal.program_id).hold_ttl_hours
         hold = uow.ledger.reserve(principal.program_id, body.account_id, body.amount, ttl=timedelta(hours=ttl),
                                   memo=body.memo)

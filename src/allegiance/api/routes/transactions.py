@@ -89,9 +89,11 @@ def spend(request: Request, app: AppDep, body: SpendRequest, key: IdempotencyKey
     """Spend from an account at once (a redemption without approval). Refused with 409
     ``insufficient_funds`` when the available balance is short."""
     def effect(uow: UnitOfWork) -> tuple[int, Any]:
-        spendable_account(uow, principal, body.account_id)
+        account = spendable_account(uow, principal, body.account_id)
+        uow.programs.settings(principal.program_id).check_spend_channel(account.unit, body.channel)
+        metadata = {k: v for k, v in (("channel", body.channel), ("reference", body.reference)) if v}
         return 201, _body(uow, principal, uow.ledger.spend(principal.program_id, body.account_id, body.amount,
-                                                           memo=body.memo))
+                                                           memo=body.memo, metadata=metadata or None))
 
     return _run(request, app, principal, key, body, effect)
 
