@@ -9,6 +9,7 @@ import typer
 from allegiance.cli.admin import db_app, keys_app, ledger_app, programs_app, users_app
 from allegiance.cli.demo import register as register_demo
 from allegiance.cli.events import events_app
+from allegiance.cli.rules import rules_app
 
 app = typer.Typer(
     name="allegiance",
@@ -42,4 +43,5 @@ def serve(
 
 
 app.add_typer(events_app, name="events")
+app.add_typer(rules_app, name="rules")
 register_demo(app)
