@@ -67,7 +67,7 @@ def validated(document: Any, settings: ProgramSettings, declared_types: set[str]
     except ValidationError as exc:
         errors = [{"field": error_path(e["loc"]), "reason": e["msg"]} for e in exc.errors()]
         first = errors[0]
-        raise RuleSetInvalid(f"{first['field']}: {first['reason']}", field=first["field"], errors=errors) from None
+        raise RuleSetInvalid(first["reason"], field=first["field"], errors=errors) from None
     units = {u.code for u in settings.units}
     for index, rule in enumerate(rule_set.rules):
         where = f"rules[{index}]"
