@@ -17,6 +17,7 @@ from allegiance.events.service import EventsService
 from allegiance.kernel.clock import Clock, SystemClock
 from allegiance.ledger.service import LedgerService
 from allegiance.programs.service import ProgramsService
+from allegiance.rules.contests import ContestsService
 from allegiance.rules.engine import NoRules, RuleEngine
 from allegiance.rules.service import RulesService
 from allegiance.storage.access_repo import SqlAccess
@@ -41,6 +42,7 @@ class UnitOfWork:
     ledger_store: SqlLedger
     rules: RulesService
     rule_store: SqlRules
+    contests: ContestsService
 
 
 class Allegiance:
@@ -70,6 +72,7 @@ class Allegiance:
             ledger_store=ledger_store,
             rules=rule_book,
             rule_store=rule_store,
+            contests=ContestsService(rule_store, ledger, programs.settings, self.clock),
         )
 
     @contextmanager

@@ -134,6 +134,33 @@ MATRIX_RULES: dict[str, Any] = {"rules": [{
     "goal": {"behavior": "order more", "metric": "orders", "expected_uplift": "+1 %"}}]}
 
 
+def contest(world: World, owner: str) -> str:
+    """A contest active in the owner's program (a fresh code each time, so it can be closed once)."""
+    if owner == NOWHERE:
+        return "nonexistent"
+    code = f"c{uuid.uuid4().hex[:8]}"
+    document = {**MATRIX_RULES, "contests": [{
+        "code": code, "name": "Top", "period": "quarter", "measure": {"event_types": [EVENT_TYPE]}, "top": 1,
+        "prizes": [{"kind": "fixed", "amount": 5}], "goal": MATRIX_RULES["rules"][0]["goal"]}]}
+    program_id = side(world, owner).program_id
+    with world.allegiance.write() as uow:
+        uow.rules.activate(program_id, uow.rules.save(program_id, document, by="matrix")["version"], by="matrix")
+    return code
+
+
+def benefit(world: World, owner: str) -> int:
+    """A benefit granted to the owner's organization (an entitlement with 5 to pass on)."""
+    if owner == NOWHERE:
+        return MISSING
+    target = side(world, owner)
+    with world.allegiance.write() as uow:
+        return uow.rule_store.insert_award({
+            "program_id": target.program_id, "rule_set_version": 1, "rule_code": "matrix", "kind": "benefit",
+            "event_id": None, "occurred_at": datetime.now(UTC), "organization_id": target.organization_id,
+            "participant_id": None, "unit": None, "amount": 5, "status": "granted", "reason": "matrix",
+            "inputs": {"benefit": "ads"}})
+
+
 def rule_version(world: World, owner: str) -> int:
     """A fresh draft version in the owner's program (versions of another program must be 404)."""
     if owner == NOWHERE:
@@ -275,6 +302,21 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         200, READERS, lambda w, o: Req(f"{V1}/organizations/{side(w, o).organization_id}/statement")),
     ("GET", f"{V1}/participants/{{participant_id}}/standing"): Rule(
         200, READERS, lambda w, o: Req(f"{V1}/participants/{side(w, o).participant_id}/standing")),
+    ("GET", f"{V1}/rules/contests/{{code}}/standings"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", refused=404,
+        build=lambda w, o: Req(f"{V1}/rules/contests/{contest(w, o)}/standings")),
+    ("POST", f"{V1}/rules/contests/{{code}}/close"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/rules/contests/{contest(w, o)}/close", {"period": "2020-Q1"})),
+    ("GET", f"{V1}/organizations/{{organization_id}}/benefits"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/organizations/{side(w, o).organization_id}/benefits")),
+    ("POST", f"{V1}/benefits/{{award_id}}/assignments"): Rule(
+        201, {OPERATOR: PROGRAM, ORG_ADMIN: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/benefits/{benefit(w, o)}/assignments",
+                               {"quantity": 1, "assignee_ref": w.ref("c"), "assignee_name": "End client"})),
+    ("GET", f"{V1}/benefits/assignments"): Rule(
+        200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/benefits/assignments", params={"assignee_ref": "x"}),
+        owner="none"),
     # -- tiers and discount cards (issue 4)
     # -- rewards catalog and redemptions (issue 4)
     # -- co-op funds (issue 4)

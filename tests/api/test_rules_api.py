@@ -169,3 +169,52 @@ def test_rule_errors_name_the_field_and_edits_version(api: TestClient, program: 
     assert [v["status"] for v in versions] == ["draft", "active"]
     again = api.post(f"/api/v1/rules/versions/{first}/activate", headers=headers(key))
     assert again.status_code == 409
+
+
+def test_allbiz_recipe_top_dealers_get_entitlements_to_resell(api: TestClient, allegiance: Allegiance,
+                                                               program: ProgramFixture) -> None:
+    """A quarterly dealer ranking; the top 10 get 5 ad packages and 5 ranking boosts, the 11th
+    nothing; a dealer passes packages on to an end client and the hand-over is logged."""
+    key = program.operator_key
+    setup_program(api, key, {}, ["order.placed"])
+    activate(api, key, {"contests": [{
+        "code": "top-dealers", "name": "Hunting for Allbiz", "period": "quarter",
+        "measure": {"event_types": ["order.placed"], "field": "payload.amount_minor"},
+        "conditions": [{"field": "organization.kind", "op": "eq", "value": "dealer"}], "top": 10,
+        "prizes": [{"kind": "benefit", "code": "teaser-ads", "description": "Teaser ad package", "quantity": 5},
+                   {"kind": "benefit", "code": "ranking-boost", "description": "Catalog ranking boost",
+                    "quantity": 5}],
+        "goal": {"behavior": "sell more through dealers", "metric": "dealer sales", "expected_uplift": "+8 %"}}]})
+    dealers = [org_and_person(api, key, kind="dealer")[0] for _ in range(11)]
+    customer = org_and_person(api, key, kind="customer")[0]
+    for rank, dealer in enumerate(dealers):
+        event(api, key, "order.placed", {"amount_minor": (20 - rank) * 1_000}, dealer, None, at="2026-02-10T09:00:00Z")
+    event(api, key, "order.placed", {"amount_minor": 10**9}, customer, None, at="2026-02-10T09:00:00Z")
+    event(api, key, "order.placed", {"amount_minor": 10**9}, dealers[10], None, at="2026-04-02T09:00:00Z")  # Q2
+
+    early = api.post("/api/v1/rules/contests/top-dealers/close", json={"period": "2030-Q1"}, headers=headers(key))
+    assert early.status_code == 422 and early.json()["field"] == "period"
+    closed = ok(api.post("/api/v1/rules/contests/top-dealers/close", json={"period": "2026-Q1"},
+                         headers=headers(key)))
+    assert closed["winners"] == dealers[:10]
+    assert customer not in [r["organization_id"] for r in closed["ranking"]]  # only dealers compete
+    again = api.post("/api/v1/rules/contests/top-dealers/close", json={"period": "2026-Q1"}, headers=headers(key))
+    assert again.status_code == 409 and again.json()["code"] == "contest_already_closed"
+
+    assert ok(api.get(f"/api/v1/organizations/{dealers[10]}/benefits", headers=headers(key)))["items"] == []
+    benefits = ok(api.get(f"/api/v1/organizations/{dealers[0]}/benefits", headers=headers(key)))["items"]
+    assert sorted((b["benefit"], b["quantity"]) for b in benefits) == [("ranking-boost", 5), ("teaser-ads", 5)]
+    ads = next(b for b in benefits if b["benefit"] == "teaser-ads")
+    with allegiance.write() as uow:
+        _, admin_key = uow.access.create_key(program.id, "dealer admin", KeyRole.ORG_ADMIN,
+                                             organization_id=dealers[0])
+    assigned = ok(api.post(f"/api/v1/benefits/{ads['id']}/assignments",
+                           json={"quantity": 2, "assignee_ref": "client-42", "assignee_name": "Client 42 Ltd"},
+                           headers=headers(admin_key)), 201)
+    assert assigned["remaining"] == 3 and assigned["assignments"][0]["assignee_ref"] == "client-42"
+    too_many = api.post(f"/api/v1/benefits/{ads['id']}/assignments",
+                        json={"quantity": 4, "assignee_ref": "client-43", "assignee_name": "Client 43"},
+                        headers=headers(admin_key))
+    assert too_many.status_code == 409 and too_many.json()["field"] == "quantity"
+    listing = ok(api.get("/api/v1/benefits/assignments", params={"assignee_ref": "client-42"}, headers=headers(key)))
+    assert [(a["award_id"], a["quantity"]) for a in listing["items"]] == [(ads["id"], 2)]

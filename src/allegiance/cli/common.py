@@ -39,7 +39,7 @@ def application() -> Iterator[Allegiance]:
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error[/red]: {message}")
+    err.print(f"[red]error[/red]: {message}", soft_wrap=True)  # one line: greppable, paths intact
     raise typer.Exit(code)
 
 

@@ -161,3 +161,25 @@ def release_due() -> None:
             if released == 0:
                 break
     err.print(f"released {total} pending awards")
+
+
+@rules_app.command("close-contest")
+def close_contest(
+    program: Annotated[str, typer.Argument(help="The program's slug")],
+    code: Annotated[str, typer.Argument(help="Contest code in the active rule set")],
+    period: Annotated[str, typer.Argument(help="A finished period: 2026-Q1, 2026-05, 2026-W07 or 2026")],
+) -> None:
+    """Grant a finished period's prizes to its top N (exactly once) and print the ranking."""
+    with application() as app:
+        program_id = program_id_for(app, program)
+
+        def run() -> dict[str, Any]:
+            with app.write() as uow:
+                return uow.contests.close(program_id, code, period, by="cli")
+
+        result = guarded(run)
+    table = Table("rank", "organization", "score", "prize")
+    for row in result["ranking"]:
+        table.add_row(str(row["rank"]), str(row["organization_id"]), f"{row['score']:,}",
+                      "yes" if row["organization_id"] in result["winners"] else "")
+    console.print(table)

@@ -20,6 +20,7 @@ from allegiance.rules.model import (
     Cap,
     Clawback,
     Condition,
+    Contest,
     Fixed,
     Multiplier,
     Op,
@@ -152,12 +153,19 @@ class CompiledRule:
     caps: tuple[Cap, ...]
 
 
+@dataclass(frozen=True)
+class CompiledContest:
+    contest: Contest
+    when: tuple[Predicate, ...]
+
+
 @dataclass
 class CompiledRuleSet:
     version: int
     rule_set: RuleSet
     by_trigger: dict[str, list[CompiledRule]]
     release_types: frozenset[str]  # event types that release pending awards
+    contests: dict[str, list[CompiledContest]] = field(default_factory=dict)  # event type -> contests it feeds
 
     def rules_for(self, event_type: str) -> list[CompiledRule]:
         return self.by_trigger.get(event_type, [])
@@ -190,7 +198,28 @@ def compile_rule_set(rule_set: RuleSet, version: int) -> CompiledRuleSet:
             rule, tuple(compile_condition(c) for c in rule.conditions if not c.field.startswith("line.")),
             tuple(compile_condition(c) for c in per_line), caps_of(rule_set, rule)))
     releases = frozenset(r.timing.until_event for r in rule_set.rules if r.enabled and r.timing.until_event)
-    return CompiledRuleSet(version, rule_set, by_trigger, releases)
+    contests: dict[str, list[CompiledContest]] = {}
+    for contest in rule_set.contests:
+        compiled_contest = CompiledContest(contest, tuple(compile_condition(c) for c in contest.conditions))
+        for event_type in contest.measure.event_types:
+            contests.setdefault(event_type, []).append(compiled_contest)
+    return CompiledRuleSet(version, rule_set, by_trigger, releases, contests)
+
+
+def contest_entries(compiled: CompiledRuleSet, event_type: str, subject: Subject) -> list[tuple[Contest, int]]:
+    """The contests this event counts towards, with how much it adds to the organization's score."""
+    entries = []
+    for compiled_contest in compiled.contests.get(event_type, []):
+        if not all(p(subject) for p in compiled_contest.when):
+            continue
+        measure = compiled_contest.contest.measure
+        if measure.field is None:
+            entries.append((compiled_contest.contest, 1))
+            continue
+        value = number(read(subject, measure.field))
+        if value is not None and value != 0:
+            entries.append((compiled_contest.contest, int(value)))
+    return entries
 
 
 def _unit_in(rule: Rule, default_unit: str) -> str:

@@ -333,11 +333,50 @@ class Rule(Strict):
         return self
 
 
+class Measure(Strict):
+    """What a contest ranks by: the sum of a payload field (or the number) of some events."""
+
+    event_types: list[str] = Field(min_length=1)
+    field: str | None = Field(default="payload.amount_minor", description="null = count the events")
+
+    @field_validator("field")
+    @classmethod
+    def _field(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("payload.") or not FIELD.match(value)):
+            raise ValueError("must be a payload path, e.g. payload.amount_minor")
+        return value
+
+
+Prize = Annotated[Fixed | Benefit, Field(discriminator="kind")]
+
+
+class Contest(Strict):
+    """Rank organizations over a period and reward the top N when the period closes (Allbiz:
+    the quarter's 10 best dealers get ad packages and ranking boosts to resell)."""
+
+    code: str
+    name: str = Field(min_length=1, max_length=200)
+    period: Literal["week", "month", "quarter", "year"] = "quarter"
+    measure: Measure
+    conditions: list[Condition] = Field(default_factory=list, description="who competes (organization fields)")
+    top: int = Field(gt=0, le=10_000)
+    prizes: list[Prize] = Field(min_length=1)
+    goal: Goal | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        if not CODE.match(value):
+            raise ValueError("lower-case letters, digits, _ . - (max 80)")
+        return value
+
+
 class RuleSet(Strict):
     """A program's whole earning policy. ``version`` is assigned by the store."""
 
     rules: list[Rule] = Field(default_factory=list)
     caps: list[Cap] = Field(default_factory=list)
+    contests: list[Contest] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> RuleSet:
@@ -348,6 +387,9 @@ class RuleSet(Strict):
         cap_codes = [c.code for c in self.caps]
         if len(set(cap_codes)) != len(cap_codes):
             raise ValueError("cap codes must be unique")
+        contest_codes = [c.code for c in self.contests]
+        if len(set(contest_codes)) != len(contest_codes):
+            raise ValueError("contest codes must be unique")
         known = set(codes)
         for cap in self.caps:
             unknown = set(cap.rules) - known
@@ -365,6 +407,9 @@ class RuleSet(Strict):
 
     def rule(self, code: str) -> Rule | None:
         return next((r for r in self.rules if r.code == code), None)
+
+    def contest(self, code: str) -> Contest | None:
+        return next((c for c in self.contests if c.code == code), None)
 
 
 def parse_rule_set(document: dict[str, Any]) -> RuleSet:

@@ -24,12 +24,21 @@ from allegiance.ledger.policy import AwardSplit, SplitMode
 from allegiance.ledger.service import Credit, Debit, LedgerService
 from allegiance.programs.model import ProgramSettings
 from allegiance.rules.engine import EventContext
-from allegiance.rules.evaluate import MISSING, CompiledRuleSet, Firing, compile_rule_set, evaluate, read
-from allegiance.rules.model import AWARDING, Clawback, Recipient, Rule, RuleSet, parse_rule_set
+from allegiance.rules.evaluate import (
+    MISSING,
+    CompiledRuleSet,
+    Firing,
+    compile_rule_set,
+    contest_entries,
+    evaluate,
+    read,
+)
+from allegiance.rules.model import AWARDING, Clawback, Fixed, Recipient, Rule, RuleSet, parse_rule_set
 from allegiance.rules.ports import NoTiers, RulesPort, TierView
-from allegiance.rules.settle import Counters, settle
+from allegiance.rules.settle import CounterKey, Counters, period_key, settle
 
 KINDS = ("fixed", "percent", "per_unit", "stepped", "multiplier", "tier_credit", "benefit", "clawback")
+PRIZE_TAGS = ("fixed", "benefit")
 
 
 class RuleSetInvalid(ValidationFailed):
@@ -49,7 +58,8 @@ def error_path(loc: Sequence[Any]) -> str:
     out = ""
     previous = None
     for part in loc:
-        if previous == "action" and part in KINDS:
+        if (previous == "action" and part in KINDS) or (isinstance(previous, int) and part in PRIZE_TAGS
+                                                         and out.endswith(f"prizes[{previous}]")):
             previous = part
             continue
         text = str(part)
@@ -91,6 +101,15 @@ def validated(document: Any, settings: ProgramSettings, declared_types: set[str]
                 if unknown:
                     raise RuleSetInvalid(f"unknown roles {unknown}; the program's roles are {sorted(roles)}",
                                          field=f"{where}.conditions[{c_index}].value")
+    for index, contest in enumerate(rule_set.contests):
+        unknown = [t for t in contest.measure.event_types if declared_types is not None and t not in declared_types]
+        if unknown:
+            raise RuleSetInvalid(f"event types {unknown} are not declared in this program",
+                                 field=f"contests[{index}].measure.event_types")
+        for p_index, prize in enumerate(contest.prizes):
+            if isinstance(prize, Fixed) and prize.unit is not None and prize.unit not in units:
+                raise RuleSetInvalid(f"unit {prize.unit!r} is not one of the program's units",
+                                     field=f"contests[{index}].prizes[{p_index}].unit")
     for index, cap in enumerate(rule_set.caps):
         if cap.unit is not None and cap.unit not in units:
             raise RuleSetInvalid(f"unit {cap.unit!r} is not one of the program's units", field=f"caps[{index}].unit")
@@ -157,6 +176,9 @@ class RulesService:
             if rule.enabled and rule.action.kind in AWARDING and rule.goal is None:
                 raise NotActivatable(f"rule {rule.code!r} has no goal: name the behaviour it should change, the "
                                      "metric that will show it and the expected uplift", field=f"rules[{index}].goal")
+        for index, contest in enumerate(rule_set.contests):
+            if contest.goal is None:
+                raise NotActivatable(f"contest {contest.code!r} has no goal", field=f"contests[{index}].goal")
         if not self.port.activate(program_id, version, by=by):
             raise AlreadyActive(f"version {version} is already active", field="version")
         self.port.emit(program_id, "rules.activated", {"version": version, "by": by}, None)
@@ -198,6 +220,13 @@ class RulesService:
             posted.extend(self._realise(compiled, settings, context, subject, firing, counters))
         if context.type in compiled.release_types:
             posted.extend(self._release_matching(compiled, settings, context, subject, counters))
+        if context.type in compiled.contests:
+            org_id = int(context.organization["id"])
+            for contest, score in contest_entries(compiled, context.type, subject):
+                key = CounterKey(f"contest:{contest.code}", f"o:{org_id}",
+                                 period_key(contest.period, context.occurred_at))
+                counters.lock([key])
+                counters.add(key, score, 1)
         return posted
 
     def _recipient(self, rule: Rule, context: EventContext) -> tuple[int, int | None]:

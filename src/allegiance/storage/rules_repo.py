@@ -224,6 +224,62 @@ class SqlRules:
         return [dict(row._mapping) for row in self.conn.execute(select(a).where(a.c.event_id == event_id)
                                                                 .order_by(a.c.id))]
 
+    def contest_scores(self, program_id: int, name: str, period: str) -> list[tuple[int, int]]:
+        """(organization id, score) of a contest period, best first (ties: the earlier member)."""
+        c = r.rule_counters
+        rows = self.conn.execute(select(c.c.subject, c.c.amount).where(
+            c.c.program_id == program_id, c.c.name == name, c.c.period == period)).all()
+        scores = [(int(subject.removeprefix("o:")), int(amount)) for subject, amount in rows]
+        return sorted(scores, key=lambda s: (-s[1], s[0]))
+
+    # -- benefits and their hand-over to end clients ------------------------------------------------
+    def benefit(self, program_id: int, award_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+        a = r.rule_awards
+        query = select(a).where(a.c.program_id == program_id, a.c.id == award_id, a.c.kind == "benefit")
+        if lock and self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        if row is None:
+            return None
+        benefit = dict(row._mapping)
+        b = r.benefit_assignments
+        benefit["assigned"] = int(self.conn.execute(select(func.coalesce(func.sum(b.c.quantity), 0)).where(
+            b.c.award_id == award_id)).scalar_one())
+        benefit["remaining"] = benefit["amount"] - benefit["assigned"]
+        return benefit
+
+    def benefits_of(self, program_id: int, organization_ids: Sequence[int]) -> list[dict[str, Any]]:
+        a, b = r.rule_awards, r.benefit_assignments
+        assigned = (select(b.c.award_id, func.sum(b.c.quantity).label("assigned")).group_by(b.c.award_id)
+                    .subquery())
+        rows = self.conn.execute(
+            select(a, func.coalesce(assigned.c.assigned, 0).label("assigned"))
+            .outerjoin(assigned, assigned.c.award_id == a.c.id)
+            .where(a.c.program_id == program_id, a.c.kind == "benefit",
+                   a.c.organization_id.in_(list(organization_ids))).order_by(a.c.id.desc()).limit(1000)).all()
+        out = []
+        for row in rows:
+            item = dict(row._mapping)
+            item["assigned"] = int(item["assigned"])
+            item["remaining"] = item["amount"] - item["assigned"]
+            out.append(item)
+        return out
+
+    def insert_assignment(self, values: dict[str, Any]) -> int:
+        values = {"created_at": self.clock.now(), **values}
+        b = r.benefit_assignments
+        return int(self.conn.execute(insert(b).values(**values).returning(b.c.id)).scalar_one())
+
+    def assignments(self, program_id: int, *, award_id: int | None = None,
+                    assignee_ref: str | None = None) -> list[dict[str, Any]]:
+        b = r.benefit_assignments
+        query = select(b).where(b.c.program_id == program_id)
+        if award_id is not None:
+            query = query.where(b.c.award_id == award_id)
+        if assignee_ref is not None:
+            query = query.where(b.c.assignee_ref == assignee_ref)
+        return [dict(row._mapping) for row in self.conn.execute(query.order_by(b.c.id).limit(1000))]
+
     def emit(self, program_id: int, topic: str, payload: dict[str, Any], organization_id: int | None) -> None:
         emit(self.conn, self.clock, program_id, topic, payload, organization_id)
 

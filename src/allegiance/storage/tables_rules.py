@@ -78,3 +78,20 @@ rule_awards = Table(
     Index("ix_rule_awards_event", "event_id"),
     Index("ix_rule_awards_org", "program_id", "organization_id", "id"),
 )
+
+benefit_assignments = Table(
+    "benefit_assignments",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("award_id", ForeignKey("rule_awards.id"), nullable=False),
+    Column("organization_id", BigInteger, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("assignee_ref", String(200), nullable=False),  # the holder's own end client (any id it uses)
+    Column("assignee_name", String(300), nullable=False),
+    Column("note", String(500), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_benefit_assignments_award", "award_id"),
+    Index("ix_benefit_assignments_assignee", "program_id", "assignee_ref"),
+)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -224,3 +224,88 @@ def participant_standing(app: AppDep, participant_id: PathId,
         items = uow.rules.standing(principal.program_id, org, person, uow.rules.clock.now())
     return {"items": items, "next_cursor": None}
 
+
+
+class ContestClose(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    period: str = Field(min_length=4, max_length=10, description="e.g. 2026-Q1, 2026-05, 2026-W07, 2026")
+
+
+class BenefitAssign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int = Field(ge=1, le=10**9)
+    assignee_ref: str = Field(min_length=1, max_length=200, description="your end client's id")
+    assignee_name: str = Field(min_length=1, max_length=300)
+    note: str = Field(default="", max_length=500)
+
+
+ContestCode = Annotated[str, Path(max_length=80, pattern=r"^[a-z0-9][a-z0-9_.-]{0,79}$")]
+
+
+@router.get("/rules/contests/{code}/standings")
+def contest_standings(app: AppDep, code: ContestCode,
+                      principal: Annotated[Principal, Depends(authorized(Action.MANAGE_RULES))],
+                      period: Annotated[str | None, Query(max_length=10)] = None) -> dict[str, Any]:
+    """The ranking of a contest for a period (default: the current one)."""
+    with app.read() as uow:
+        return uow.contests.standings(principal.program_id, code, period)
+
+
+@router.post("/rules/contests/{code}/close")
+def close_contest(request: Request, app: AppDep, code: ContestCode, body: ContestClose, key: IdempotencyKey,
+                  principal: Annotated[Principal, Depends(authorized(Action.MANAGE_RULES))]) -> JSONResponse:
+    """Grant a finished period's prizes to its top N — exactly once per contest and period."""
+    def effect(uow: UnitOfWork) -> tuple[int, Any]:
+        return 200, uow.contests.close(principal.program_id, code, body.period, by=_by(principal))
+
+    return _run(request, app, principal, key, body, effect)
+
+
+@router.get("/organizations/{organization_id}/benefits")
+def organization_benefits(app: AppDep, organization_id: PathId,
+                          principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))]) -> dict[str, Any]:
+    """Non-monetary benefits and entitlements granted to the organization, with what is left and
+    to whom parts were passed on."""
+    with app.read() as uow:
+        org, _ = _subject(uow, principal, organization_id, None)
+        items = uow.rule_store.benefits_of(principal.program_id, [org["id"]])
+        if principal.role is KeyRole.PARTICIPANT:
+            items = [i for i in items if i["participant_id"] == principal.participant_id]
+        for item in items:
+            item["assignments"] = uow.rule_store.assignments(principal.program_id, award_id=item["id"])
+    return {"items": [_benefit(i) for i in items], "next_cursor": None}
+
+
+def _benefit(item: dict[str, Any]) -> dict[str, Any]:
+    keep = ("id", "rule_code", "organization_id", "participant_id", "amount", "assigned", "remaining", "reason",
+            "inputs", "occurred_at", "assignments")
+    out = {k: item.get(k) for k in keep}
+    out["quantity"] = out.pop("amount")
+    out["benefit"] = (item.get("inputs") or {}).get("benefit")
+    return out
+
+
+@router.post("/benefits/{award_id}/assignments", status_code=201)
+def assign_benefit(request: Request, app: AppDep, award_id: PathId, body: BenefitAssign, key: IdempotencyKey,
+                   principal: Annotated[Principal, Depends(authorized(Action.TRANSFER))]) -> JSONResponse:
+    """Pass part of an entitlement on to one of your own end clients (logged; never more than is left)."""
+    def effect(uow: UnitOfWork) -> tuple[int, Any]:
+        scope = Scope.of(principal, uow)
+        benefit = uow.contests.assign(principal.program_id, award_id, body.quantity, body.assignee_ref,
+                                      body.assignee_name, by=_by(principal), note=body.note,
+                                      visible=scope.sees_organization)
+        benefit["assignments"] = uow.rule_store.assignments(principal.program_id, award_id=award_id)
+        return 201, _benefit(benefit)
+
+    return _run(request, app, principal, key, body, effect)
+
+
+@router.get("/benefits/assignments")
+def benefit_assignments(app: AppDep, principal: Annotated[Principal, Depends(authorized(Action.MANAGE_RULES))],
+                        assignee_ref: Annotated[str, Query(min_length=1, max_length=200)]) -> dict[str, Any]:
+    """Everything passed on to one end client (what their listing shows)."""
+    with app.read() as uow:
+        return {"items": uow.rule_store.assignments(principal.program_id, assignee_ref=assignee_ref),
+                "next_cursor": None}

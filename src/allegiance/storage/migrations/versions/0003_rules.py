@@ -80,9 +80,30 @@ def upgrade() -> None:
     op.create_index('ix_rule_awards_release_at', 'rule_awards', ['status', 'release_at'])
     op.create_index('ix_rule_awards_event', 'rule_awards', ['event_id'])
     op.create_index('ix_rule_awards_org', 'rule_awards', ['program_id', 'organization_id', 'id'])
+    op.create_table(
+        'benefit_assignments',
+        sa.Column('id', Id, nullable=False),
+        sa.Column('program_id', Id, nullable=False),
+        sa.Column('award_id', Id, nullable=False),
+        sa.Column('organization_id', sa.BigInteger(), nullable=False),
+        sa.Column('quantity', sa.BigInteger(), nullable=False),
+        sa.Column('assignee_ref', sa.String(length=200), nullable=False),
+        sa.Column('assignee_name', sa.String(length=300), nullable=False),
+        sa.Column('note', sa.String(length=500), nullable=False),
+        sa.Column('created_by', sa.String(length=200), nullable=False),
+        sa.Column('created_at', UTCDateTime, nullable=False),
+        sa.ForeignKeyConstraint(['award_id'], ['rule_awards.id'],
+                                name=op.f('fk_benefit_assignments_award_id_rule_awards')),
+        sa.ForeignKeyConstraint(['program_id'], ['programs.id'],
+                                name=op.f('fk_benefit_assignments_program_id_programs')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_benefit_assignments')),
+    )
+    op.create_index('ix_benefit_assignments_award', 'benefit_assignments', ['award_id'])
+    op.create_index('ix_benefit_assignments_assignee', 'benefit_assignments', ['program_id', 'assignee_ref'])
 
 
 def downgrade() -> None:
+    op.drop_table('benefit_assignments')
     op.drop_table('rule_awards')
     op.drop_table('rule_counters')
     op.drop_table('rule_sets')
