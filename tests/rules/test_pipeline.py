@@ -217,3 +217,26 @@ def test_save_names_the_bad_field_and_activation_needs_a_goal(allegiance: Allegi
     with pytest.raises(NotActivatable) as info, allegiance.write() as uow:
         uow.rules.activate(program.id, version["version"], by="t")
     assert info.value.field == "rules[0].goal"
+
+
+def test_store_credit_has_its_own_expiry(allegiance: Allegiance, program: ProgramFixture) -> None:
+    """Cashback in store credit expires after 90 days while points never do (the program's policy)."""
+    with allegiance.write() as uow:
+        settings = uow.programs.settings(program.id)
+        uow.programs.configure(program.id, ProgramSettings(**{
+            **settings.model_dump(), "units": [*settings.units, UnitConfig(
+                code="USD", name="Store credit", scale=2, kind="store_credit",
+                expiry={"mode": "days", "days": 90})]}))
+    declare(allegiance, program.id, "order.placed")
+    activate(allegiance, program.id, {"rules": [
+        {"code": "cashback", "name": "1 % back", "trigger": "order.placed", "recipient": "organization",
+         "action": {"kind": "percent", "percent": "1", "of": "payload.amount_minor", "unit": "USD"}, "goal": GOAL},
+        {"code": "points", "name": "1 point per order", "trigger": "order.placed", "recipient": "organization",
+         "action": {"kind": "fixed", "amount": 1}, "goal": GOAL}]})
+    org = f.organization(allegiance, program.id)
+    record(allegiance, program.id, "order.placed", {"amount_minor": 10_000}, org=org["id"])
+    with allegiance.read() as uow:
+        credit_lots = uow.ledger.port.open_lots(f.pool_account(allegiance, program.id, org["id"], "USD"))
+        point_lots = uow.ledger.port.open_lots(f.pool_account(allegiance, program.id, org["id"], "PTS"))
+    assert [lot.expires_at for lot in credit_lots] == [MAY + timedelta(days=90)]
+    assert [lot.expires_at for lot in point_lots] == [None]

@@ -186,8 +186,9 @@ class EventsService:
         for intent in intents:
             result = self.ledger.award(
                 program_id, intent.unit, intent.amount, organization_id=intent.organization_id,
-                participant_id=intent.participant_id, split=settings.award_split, expiry=settings.expiry,
-                earned_at=event.occurred_at, memo=intent.reason, event_id=event_id,
+                participant_id=intent.participant_id, split=settings.award_split,
+                expiry=settings.expiry_for(intent.unit), earned_at=event.occurred_at,
+                memo=intent.reason, event_id=event_id,
                 metadata={"rule": intent.rule, "inputs": intent.inputs, "source_id": event.source_id},
             )
             posted.append(result.transaction_id)

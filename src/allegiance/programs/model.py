@@ -69,6 +69,8 @@ class UnitConfig(BaseModel):
     name: str = Field(min_length=1, max_length=80)
     scale: int = Field(default=0, ge=0, le=6)
     kind: UnitKind = UnitKind.POINTS
+    expiry: ExpiryPolicy | None = Field(default=None, description="this unit's own expiry (e.g. store credit); "
+                                                                  "null = the program's")
     spend_channels: list[str] | None = Field(
         default=None, description="Where this unit may be spent (e.g. [\"online_store\"] for store credit that "
                                   "is spendable only where it was earned); null = anywhere")
@@ -109,6 +111,10 @@ class ProgramSettings(BaseModel):
 
     def unit(self, code: str) -> UnitConfig | None:
         return next((u for u in self.units if u.code == code), None)
+
+    def expiry_for(self, unit: str) -> ExpiryPolicy:
+        config = self.unit(unit)
+        return config.expiry if config is not None and config.expiry is not None else self.expiry
 
     def check_spend_channel(self, unit: str, channel: str | None, field: str = "channel") -> None:
         """Store credit may be limited to the operator's own channels: refuse a spend elsewhere."""

@@ -106,7 +106,7 @@ class ContestsService:
         award_id = self.port.insert_award({**base, "kind": "award", "unit": unit, "amount": prize.amount,
                                            "status": "posted", "reason": reason})
         posted = self.ledger.award(program_id, unit, prize.amount, organization_id=org_id, participant_id=None,
-                                   split=AwardSplit(mode=SplitMode.ORGANIZATION), expiry=settings.expiry,
+                                   split=AwardSplit(mode=SplitMode.ORGANIZATION), expiry=settings.expiry_for(unit),
                                    memo=reason, metadata={"rule": contest.code, "rule_set_version": version,
                                                           "inputs": inputs, "reason": reason, "award_id": award_id})
         self.port.update_award(award_id, {"transaction_id": posted.transaction_id})

@@ -304,7 +304,7 @@ class RulesService:
         if capped:
             metadata.update({"capped": capped, "caps_hit": list(caps_hit)})
         posted = self.ledger.award(program_id, unit, amount, organization_id=org_id, participant_id=person_id,
-                                   split=split, expiry=settings.expiry, earned_at=earned_at,
+                                   split=split, expiry=settings.expiry_for(unit), earned_at=earned_at,
                                    memo=f"{rule.name}: {firing.reason}"[:500], event_id=event_id, metadata=metadata)
         return posted.transaction_id
 

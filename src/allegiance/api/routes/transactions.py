@@ -77,7 +77,7 @@ def award(request: Request, app: AppDep, body: AwardRequest, key: IdempotencyKey
                 raise ValidationFailed("the participant has left the organization", field="participant_id")
         posted = uow.ledger.award(principal.program_id, unit, body.amount, organization_id=body.organization_id,
                                   participant_id=body.participant_id, split=settings.award_split,
-                                  expiry=settings.expiry, memo=body.memo)
+                                  expiry=settings.expiry_for(unit), memo=body.memo)
         return 201, _body(uow, principal, posted)
 
     return _run(request, app, principal, key, body, effect)
@@ -102,10 +102,10 @@ def spend(request: Request, app: AppDep, body: SpendRequest, key: IdempotencyKey
 def adjust(request: Request, app: AppDep, body: AdjustRequest, key: IdempotencyKey,
            principal: Annotated[Principal, Depends(authorized(Action.ADJUST))]) -> JSONResponse:
     def effect(uow: UnitOfWork) -> tuple[int, Any]:
-        visible_account(uow, principal, body.account_id)
+        account = visible_account(uow, principal, body.account_id)
         settings = uow.programs.settings(principal.program_id)
         return 201, _body(uow, principal, uow.ledger.adjust(principal.program_id, body.account_id, body.amount,
-                                                            memo=body.memo, expiry=settings.expiry))
+                                                            memo=body.memo, expiry=settings.expiry_for(account.unit)))
 
     return _run(request, app, principal, key, body, effect)
 
