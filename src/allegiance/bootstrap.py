@@ -96,5 +96,5 @@ def build(
     settings = settings or Settings()
     logging.getLogger("allegiance").setLevel(settings.log_level)
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous,
-                  pool_size=settings.db_pool_size)
+                  pool_size=settings.db_pool_size, cache_seconds=settings.cache_seconds)
     return Allegiance(settings, db, clock or SystemClock(), rules or NoRules())
