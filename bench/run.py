@@ -21,7 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bench_api_writes, bench_balance_read, bench_hot_accounts, bench_import, bench_server_memory
+from bench import (
+    bench_api_writes,
+    bench_balance_read,
+    bench_hot_accounts,
+    bench_import,
+    bench_rules,
+    bench_server_memory,
+)
 from bench.common import REPO, Context, Result, machine
 from bench.report import render
 
@@ -31,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "balance_read": bench_balance_read.run,
     "import": bench_import.run,
     "server_memory": bench_server_memory.run,
+    "rules": bench_rules.run,
 }
 RESULTS = REPO / "bench" / "results" / "latest.json"
 DOC = REPO / "docs" / "benchmarks.md"

@@ -7,11 +7,14 @@ from fastapi import FastAPI
 from allegiance.api.app import create_api
 from allegiance.bootstrap import build
 from allegiance.config import Settings
+from allegiance.runtime import limit_malloc_arenas
 from allegiance.web.app import mount_web
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    allegiance = build(settings or Settings())
+    settings = settings or Settings()
+    limit_malloc_arenas(settings.malloc_arenas)
+    allegiance = build(settings)
     app = create_api(allegiance)
     mount_web(app, allegiance)
     return app

@@ -6,26 +6,41 @@ API, web pages, CLI and tests all call :func:`build`; nothing connects to a data
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
 from allegiance.config import Settings
+from allegiance.coop.service import CoopService
 from allegiance.events.service import EventsService
+from allegiance.finance.service import FinanceService
 from allegiance.kernel.clock import Clock, SystemClock
 from allegiance.ledger.service import LedgerService
+from allegiance.partners.service import PartnersService
 from allegiance.programs.service import ProgramsService
+from allegiance.referrals.service import ReferralsService
+from allegiance.rewards.concierge import ConciergeService
+from allegiance.rewards.service import RewardsService
 from allegiance.rules.contests import ContestsService
 from allegiance.rules.engine import NoRules, RuleEngine
 from allegiance.rules.service import RulesService
 from allegiance.storage.access_repo import SqlAccess
+from allegiance.storage.coop_repo import SqlCoop
 from allegiance.storage.database import Database
 from allegiance.storage.events_repo import SqlEvents
+from allegiance.storage.finance_repo import SqlFinance
 from allegiance.storage.ledger_repo import SqlLedger
+from allegiance.storage.partners_repo import SqlPartners
 from allegiance.storage.programs_repo import SqlPrograms
+from allegiance.storage.referrals_repo import SqlReferrals
+from allegiance.storage.rewards_repo import SqlRewards
 from allegiance.storage.rules_repo import SqlRules
+from allegiance.storage.tiers_repo import SqlTiers
+from allegiance.tiers.service import TiersService
+from allegiance.tiers.store_credit import StoreCreditService
 
 
 @dataclass
@@ -43,6 +58,19 @@ class UnitOfWork:
     rules: RulesService
     rule_store: SqlRules
     contests: ContestsService
+    tiers: TiersService
+    tier_store: SqlTiers
+    store_credit: StoreCreditService
+    rewards: RewardsService
+    concierge: ConciergeService
+    reward_store: SqlRewards
+    coop: CoopService
+    coop_store: SqlCoop
+    referrals: ReferralsService
+    referral_store: SqlReferrals
+    partners: PartnersService
+    partner_store: SqlPartners
+    finance: FinanceService
 
 
 class Allegiance:
@@ -59,13 +87,16 @@ class Allegiance:
         ledger = LedgerService(ledger_store, self.clock)
         programs = ProgramsService(program_store, ledger, self.clock)
         rule_store = SqlRules(conn, self.clock)
-        rule_book = RulesService(rule_store, ledger, programs.settings, self.clock,
+        tier_parts = self._tiers(conn, ledger, programs, program_store, rule_store)
+        rule_book = RulesService(rule_store, ledger, programs.settings, self.clock, tiers=tier_parts["tiers"],
                                  declared_types=rule_store.declared_types)
-        return UnitOfWork(
+        referral_parts = self._referrals(conn, programs)
+        uow = UnitOfWork(
             conn=conn,
             ledger=ledger,
             programs=programs,
-            events=EventsService(event_store, program_store, ledger, self.rules, self.clock, rule_book=rule_book),
+            events=EventsService(event_store, program_store, ledger, self.rules, self.clock, rule_book=rule_book,
+                                 observers=[tier_parts["tiers"], referral_parts["referrals"]]),
             access=SqlAccess(conn, self.clock),
             program_store=program_store,
             event_store=event_store,
@@ -73,7 +104,43 @@ class Allegiance:
             rules=rule_book,
             rule_store=rule_store,
             contests=ContestsService(rule_store, ledger, programs.settings, self.clock),
+            **tier_parts,
+            **self._rewards(conn, ledger, programs, tier_parts["tiers"].tier_code),
+            **self._coop(conn, ledger, programs),
+            **referral_parts,
+            **self._partners(conn, ledger, programs),
+            **self._finance(conn, programs),
         )
+        uow.referrals.bind(uow.events)
+        return uow
+
+    def _tiers(self, conn: Connection, ledger: LedgerService, programs: ProgramsService, program_store: SqlPrograms,
+               rule_store: SqlRules) -> dict[str, Any]:
+        store = SqlTiers(conn, self.clock)
+        tiers = TiersService(store, programs, program_store, self.clock, declared_types=rule_store.declared_types)
+        return {"tiers": tiers, "tier_store": store,
+                "store_credit": StoreCreditService(store, ledger, programs, self.clock)}
+
+    def _rewards(self, conn: Connection, ledger: LedgerService, programs: ProgramsService,
+                 tier_of: Callable[[int, int], str | None]) -> dict[str, Any]:
+        store = SqlRewards(conn, self.clock)
+        rewards = RewardsService(store, ledger, programs, self.clock, tier_of=tier_of)
+        return {"rewards": rewards, "concierge": ConciergeService(store, rewards, self.clock), "reward_store": store}
+
+    def _referrals(self, conn: Connection, programs: ProgramsService) -> dict[str, Any]:
+        store = SqlReferrals(conn, self.clock)
+        return {"referrals": ReferralsService(store, programs, self.clock), "referral_store": store}
+
+    def _coop(self, conn: Connection, ledger: LedgerService, programs: ProgramsService) -> dict[str, Any]:
+        store = SqlCoop(conn, self.clock)
+        return {"coop": CoopService(store, ledger, programs, self.clock), "coop_store": store}
+
+    def _partners(self, conn: Connection, ledger: LedgerService, programs: ProgramsService) -> dict[str, Any]:
+        store = SqlPartners(conn, self.clock)
+        return {"partners": PartnersService(store, ledger, programs, self.clock), "partner_store": store}
+
+    def _finance(self, conn: Connection, programs: ProgramsService) -> dict[str, Any]:
+        return {"finance": FinanceService(SqlFinance(conn, self.clock), programs, self.clock)}
 
     @contextmanager
     def write(self) -> Iterator[UnitOfWork]:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     cache_seconds: float = Field(default=2.0, ge=0, le=60, description=(
         "How long a process caches API key principals and event type schemas; changes made through "
         "another process are seen at most this late. 0 = no caching"))
+    malloc_arenas: int = Field(default=2, ge=0, le=64, description=(
+        "glibc malloc arenas for the served process (M_ARENA_MAX). The server's many request threads "
+        "would otherwise each grow an arena and hold freed memory; 0 = leave glibc's default (8 × cores)"))
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -24,6 +24,9 @@ from allegiance.api.app import create_api
 from allegiance.bootstrap import build
 from allegiance.config import Settings
 from tests import factories as f
+from tests.api import matrix_coop as coop
+from tests.api import matrix_partners as partners
+from tests.api import matrix_referrals as referrals
 from tests.api.conftest import (
     CALLERS,
     EVENT_TYPE,
@@ -167,6 +170,113 @@ def rule_version(world: World, owner: str) -> int:
         return MISSING
     with world.allegiance.write() as uow:
         return int(uow.rules.save(side(world, owner).program_id, MATRIX_RULES, by="matrix")["version"])
+
+
+# -- tiers (issue 4): a ladder and store credit in the owner's program --------------------------------------
+MATRIX_LADDER = {"code": "status", "name": "Status", "tiers": [
+    {"code": "member", "name": "Member"},
+    {"code": "gold", "name": "Gold", "requires": [{"measure": "count", "event_types": [EVENT_TYPE], "at_least": 9}],
+     "benefits": [{"code": "desk", "kind": "priority_support", "name": "Priority desk", "roles": ["engineer"]}]}]}
+
+
+def ladder(world: World, owner: str) -> str:
+    """The program's organization ladder (made once per program); a missing code for NOWHERE."""
+    if owner == NOWHERE:
+        return "nonexistent"
+    program_id = side(world, owner).program_id
+    with world.allegiance.write() as uow:
+        if uow.tier_store.ladder(program_id, "status") is None:
+            uow.tiers.save_ladder(program_id, MATRIX_LADDER, by="matrix")
+    return "status"
+
+
+def credit_ready(world: World, owner: str) -> Side:
+    """The owner's program has a store-credit unit and the owner's pool holds some of it."""
+    from allegiance.programs.model import UnitConfig
+
+    target = side(world, owner)
+    if owner == NOWHERE:
+        return target
+    with world.allegiance.write() as uow:
+        settings = uow.programs.settings(target.program_id)
+        if settings.unit("EUR") is None:
+            settings.units.append(UnitConfig(code="EUR", name="Store credit", scale=2, kind="store_credit"))
+            uow.programs.configure(target.program_id, settings)
+    f.fund(world.allegiance, target.program_id,
+           f.pool_account(world.allegiance, target.program_id, target.organization_id, unit="EUR"), 100)
+    return target
+
+
+# -- rewards (issue 4): objects made through the services, in the owner's program ------------------------
+REWARDS_POLICY = {"pool_spenders": ["org_admin", "purchasing_manager"], "approval_categories": ["travel"]}
+
+
+def reward_item(world: World, program_id: int, category: str = "goods") -> int:
+    from allegiance.rewards.model import ApprovalPolicy, CatalogItemCreate
+
+    extra = {"face_value": {"currency": "EUR", "amount": 5}} if category == "charity" else {}
+    with world.allegiance.write() as uow:
+        uow.rewards.set_program_policy(program_id, ApprovalPolicy.model_validate(REWARDS_POLICY), "matrix")
+        return int(uow.rewards.create_item(program_id, CatalogItemCreate.model_validate(
+            {"code": f"m{uuid.uuid4().hex[:8]}", "names": {"en": "Matrix"}, "category": category, "cost": 10,
+             **extra}))["id"])
+
+
+def pool_funded(world: World, owner: str) -> Side:
+    """The owner's pool holds enough for one more redemption, and the policy lets its people spend it."""
+    target = side(world, owner)
+    if owner != NOWHERE:
+        reward_item(world, target.program_id)
+        f.fund(world.allegiance, target.program_id, target.pool_account_id, 10)
+    return target
+
+
+def redemption(world: World, owner: str, category: str = "goods") -> int:
+    """A redemption the owner's participant asked for: ``travel`` waits for approval, others are approved."""
+    from allegiance.rewards.model import RedemptionRequest
+    from allegiance.rewards.policy import Actor, Requester
+
+    if owner == NOWHERE:
+        return MISSING
+    target = side(world, owner)
+    item = reward_item(world, target.program_id, category)
+    actor = Actor(Requester.PARTICIPANT, "matrix", target.organization_id, target.participant_id)
+    with world.allegiance.write() as uow:
+        return int(uow.rewards.redeem(target.program_id, actor, RedemptionRequest(item_id=item))["id"])
+
+
+def concierge_request(world: World, owner: str, *, quoted: bool = False) -> int:
+    from allegiance.rewards.model import ConciergeAsk, ConciergeQuote
+    from allegiance.rewards.policy import Actor, Requester
+
+    if owner == NOWHERE:
+        return MISSING
+    target = pool_funded(world, owner)
+    actor = Actor(Requester.PARTICIPANT, "matrix", target.organization_id, target.participant_id)
+    with world.allegiance.write() as uow:
+        made = uow.concierge.ask(target.program_id, actor, ConciergeAsk(description="off-catalog", source="pool"))
+        if quoted:
+            uow.concierge.quote(target.program_id, made["id"], Actor(Requester.OPERATOR, "matrix"),
+                                ConciergeQuote(cost=10))
+    return int(made["id"])
+
+
+def rewards_seeded(world: World, path: str) -> Req:
+    """A redemption, a concierge request and a donation on every side, so each list has something to leak."""
+    from allegiance.rewards.model import DonationRequest
+    from allegiance.rewards.policy import Actor, Requester
+
+    for owner in OWNERS:
+        target = side(world, owner)
+        redemption(world, owner)
+        concierge_request(world, owner)
+        cause = reward_item(world, target.program_id, "charity")
+        actor = Actor(Requester.PARTICIPANT, "matrix", target.organization_id, target.participant_id)
+        with world.allegiance.write() as uow:
+            uow.rewards.donate(target.program_id, actor, DonationRequest(cause_id=cause, points=10))
+    return Req(path)
+
+
 V1 = "/api/v1"
 
 EXPECTED: dict[tuple[str, str], Rule] = {
@@ -294,6 +404,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/rules/versions/{{version}}/activate"): Rule(
         200, {OPERATOR: PROGRAM}, owner="none", write=True,
         build=lambda w, o: Req(f"{V1}/rules/versions/{rule_version(w, o)}/activate")),
+    ("POST", f"{V1}/rules/simulate"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none",
+        build=lambda w, o: Req(f"{V1}/rules/simulate", {"document": MATRIX_RULES, "from": "2020-01-01T00:00:00Z",
+                                                        "to": "2030-01-01T00:00:00Z"})),
     ("POST", f"{V1}/quote"): Rule(
         200, {OPERATOR: PROGRAM, ORG_ADMIN: ORG, PARTICIPANT: ORG, INTEGRATION: PROGRAM}, owner="body",
         build=lambda w, o: Req(f"{V1}/quote", {"organization_id": side(w, o).organization_id,
@@ -318,10 +432,228 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/benefits/assignments", params={"assignee_ref": "x"}),
         owner="none"),
     # -- tiers and discount cards (issue 4)
+    ("GET", f"{V1}/tiers/schema"): Rule(200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/tiers/schema"),
+                                        owner="none"),
+    ("GET", f"{V1}/tiers/ladders"): Rule(200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/tiers/ladders"),
+                                         owner="none"),
+    ("POST", f"{V1}/tiers/ladders"): Rule(
+        201, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/tiers/ladders", {"document": {**MATRIX_LADDER, "code": w.ref("l")}})),
+    ("GET", f"{V1}/tiers/ladders/{{code}}"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", build=lambda w, o: Req(f"{V1}/tiers/ladders/{ladder(w, o)}")),
+    ("PUT", f"{V1}/tiers/ladders/{{code}}"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/tiers/ladders/{ladder(w, o)}",
+                               {"document": {**MATRIX_LADDER, "name": w.ref("n")}})),
+    ("DELETE", f"{V1}/tiers/ladders/{{code}}"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/tiers/ladders/{ladder(w, o)}")),
+    ("POST", f"{V1}/tiers/review"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: (ladder(w, o), Req(f"{V1}/tiers/review"))[1]),
+    ("GET", f"{V1}/organizations/{{organization_id}}/tier"): Rule(
+        200, {**READERS, PARTICIPANT: ORG},
+        build=lambda w, o: (ladder(w, o), Req(f"{V1}/organizations/{side(w, o).organization_id}/tier"))[1]),
+    ("GET", f"{V1}/participants/{{participant_id}}/tier"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/participants/{side(w, o).participant_id}/tier")),
+    ("GET", f"{V1}/organizations/{{organization_id}}/tier/benefits"): Rule(
+        200, {**READERS, PARTICIPANT: ORG},
+        build=lambda w, o: (ladder(w, o), Req(f"{V1}/organizations/{side(w, o).organization_id}/tier/benefits"))[1]),
+    ("GET", f"{V1}/organizations/{{organization_id}}/discount-card"): Rule(
+        200, {**READERS, PARTICIPANT: ORG},
+        build=lambda w, o: Req(f"{V1}/organizations/{side(w, o).organization_id}/discount-card")),
+    ("PUT", f"{V1}/organizations/{{organization_id}}/discount-card"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/organizations/{side(w, o).organization_id}/discount-card",
+                               {"card": {"kind": "fixed", "percent": "5"}})),
+    ("POST", f"{V1}/organizations/{{organization_id}}/store-credit/apply"): Rule(
+        201, {OPERATOR: PROGRAM, ORG_ADMIN: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/organizations/{credit_ready(w, o).organization_id}/store-credit/apply",
+                               {"reference": w.ref("inv"), "amount": 10, "unit": "EUR"})),
     # -- rewards catalog and redemptions (issue 4)
+    ("GET", f"{V1}/catalog"): Rule(200, READERS, lambda w, o: Req(f"{V1}/catalog"), owner="none"),
+    ("POST", f"{V1}/catalog"): Rule(
+        201, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/catalog", {"code": f"n{uuid.uuid4().hex[:8]}", "names": {"en": "New"},
+                                                 "category": "goods", "cost": 5})),
+    ("GET", f"{V1}/catalog/{{item_id}}"): Rule(
+        200, READERS, owner="none", build=lambda w, o: Req(f"{V1}/catalog/{reward_item(w, w.program_id)}")),
+    ("PATCH", f"{V1}/catalog/{{item_id}}"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/catalog/{reward_item(w, w.program_id)}", {"description": w.ref("d")})),
+    ("GET", f"{V1}/redemptions"): Rule(200, READERS, lambda w, o: rewards_seeded(w, f"{V1}/redemptions"),
+                                       owner="none", items=org_of),
+    ("POST", f"{V1}/redemptions"): Rule(
+        201, READERS, owner="body", write=True,
+        build=lambda w, o: Req(f"{V1}/redemptions", {"item_id": reward_item(w, w.program_id), "source": "pool",
+                                                     "organization_id": pool_funded(w, o).organization_id})),
+    ("GET", f"{V1}/redemptions/{{redemption_id}}"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/redemptions/{redemption(w, o)}")),
+    ("POST", f"{V1}/redemptions/{{redemption_id}}/approve"): Rule(
+        200, {OPERATOR: PROGRAM, ORG_ADMIN: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/redemptions/{redemption(w, o, 'travel')}/approve")),
+    ("POST", f"{V1}/redemptions/{{redemption_id}}/reject"): Rule(
+        200, {OPERATOR: PROGRAM, ORG_ADMIN: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/redemptions/{redemption(w, o, 'travel')}/reject", {"reason": "no"})),
+    ("POST", f"{V1}/redemptions/{{redemption_id}}/cancel"): Rule(
+        200, READERS, write=True, build=lambda w, o: Req(f"{V1}/redemptions/{redemption(w, o)}/cancel", {})),
+    ("POST", f"{V1}/redemptions/{{redemption_id}}/fulfil"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/redemptions/{redemption(w, o)}/fulfil", {"note": "sent"})),
+    ("GET", f"{V1}/gift-register"): Rule(
+        200, {OPERATOR: PROGRAM, ORG_ADMIN: ORG}, owner="none",
+        build=lambda w, o: Req(f"{V1}/gift-register", params={"year": 2026})),
+    ("GET", f"{V1}/approval-policy"): Rule(200, READERS, lambda w, o: Req(f"{V1}/approval-policy"), owner="none"),
+    ("PUT", f"{V1}/approval-policy"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/approval-policy", {**REWARDS_POLICY, "hold_days": 7})),
+    ("GET", f"{V1}/approval-policy/organizations/{{organization_id}}"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/approval-policy/organizations/{side(w, o).organization_id}")),
+    ("PUT", f"{V1}/approval-policy/organizations/{{organization_id}}"): Rule(
+        200, {OPERATOR: PROGRAM, ORG_ADMIN: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/approval-policy/organizations/{side(w, o).organization_id}",
+                               {"operator_approval": False})),
+    ("POST", f"{V1}/concierge-requests"): Rule(
+        201, READERS, owner="body", write=True,
+        build=lambda w, o: Req(f"{V1}/concierge-requests", {"description": "a yacht", "source": "pool",
+                                                            "organization_id": side(w, o).organization_id})),
+    ("GET", f"{V1}/concierge-requests"): Rule(200, READERS, lambda w, o: rewards_seeded(w, f"{V1}/concierge-requests"),
+                                              owner="none", items=org_of),
+    ("GET", f"{V1}/concierge-requests/{{request_id}}"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/concierge-requests/{concierge_request(w, o)}")),
+    ("POST", f"{V1}/concierge-requests/{{request_id}}/quote"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/concierge-requests/{concierge_request(w, o)}/quote", {"cost": 10})),
+    ("POST", f"{V1}/concierge-requests/{{request_id}}/accept"): Rule(
+        200, READERS, write=True,
+        build=lambda w, o: Req(f"{V1}/concierge-requests/{concierge_request(w, o, quoted=True)}/accept")),
+    ("POST", f"{V1}/concierge-requests/{{request_id}}/decline"): Rule(
+        200, READERS, write=True,
+        build=lambda w, o: Req(f"{V1}/concierge-requests/{concierge_request(w, o)}/decline", {"reason": "no"})),
+    ("POST", f"{V1}/donations"): Rule(
+        201, READERS, owner="body", write=True,
+        build=lambda w, o: Req(f"{V1}/donations", {"cause_id": reward_item(w, w.program_id, "charity"), "points": 10,
+                                                   "source": "pool",
+                                                   "organization_id": pool_funded(w, o).organization_id})),
+    ("GET", f"{V1}/donations"): Rule(200, READERS, lambda w, o: rewards_seeded(w, f"{V1}/donations"), owner="none",
+                                     items=org_of),
+    ("GET", f"{V1}/donations/statement"): Rule(
+        200, READERS, lambda w, o: rewards_seeded(w, f"{V1}/donations/statement"), owner="none", items=org_of),
     # -- co-op funds (issue 4)
+    ("GET", f"{V1}/coop/settings"): Rule(
+        200, READERS, owner="none", build=lambda w, o: (coop.ready(w, w.program_id), Req(f"{V1}/coop/settings"))[1]),
+    ("PUT", f"{V1}/coop/settings"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: (coop.ready(w, w.program_id), Req(f"{V1}/coop/settings", {
+            **coop.TERMS, "yearly_budget": int(uuid.uuid4().int % 10**9) + 1}))[1]),
+    ("GET", f"{V1}/coop/organizations/{{organization_id}}/fund"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/coop/organizations/{coop.funded(w, o)}/fund")),
+    ("POST", f"{V1}/coop/organizations/{{organization_id}}/allocations"): Rule(
+        201, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/coop/organizations/{coop.funded(w, o)}/allocations", {"amount": 100})),
+    ("GET", f"{V1}/coop/plans"): Rule(200, READERS, lambda w, o: (coop.seeded(w), Req(f"{V1}/coop/plans"))[1],
+                                      owner="none", items=org_of),
+    ("POST", f"{V1}/coop/plans"): Rule(
+        201, {OPERATOR: PROGRAM, ORG_ADMIN: ORG, PARTICIPANT: ORG}, owner="body", write=True,
+        build=lambda w, o: Req(f"{V1}/coop/plans", coop.plan_body(coop.funded(w, o)))),
+    ("POST", f"{V1}/coop/plans/{{plan_id}}/approve"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True, build=lambda w, o: Req(f"{V1}/coop/plans/{coop.plan(w, o)}/approve")),
+    ("POST", f"{V1}/coop/plans/{{plan_id}}/reject"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/coop/plans/{coop.plan(w, o)}/reject", {"reason": "no budget"})),
+    ("GET", f"{V1}/coop/claims"): Rule(200, READERS, lambda w, o: (coop.seeded(w), Req(f"{V1}/coop/claims"))[1],
+                                       owner="none", items=org_of),
+    ("POST", f"{V1}/coop/claims"): Rule(
+        201, {OPERATOR: PROGRAM, ORG_ADMIN: ORG, PARTICIPANT: ORG}, owner="body", write=True,
+        build=lambda w, o: Req(f"{V1}/coop/claims", coop.claim_body(w, o))),
+    ("GET", f"{V1}/coop/claims/{{claim_id}}"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/coop/claims/{coop.claim(w, o)}")),
+    ("POST", f"{V1}/coop/claims/{{claim_id}}/submit"): Rule(
+        200, {OPERATOR: PROGRAM, ORG_ADMIN: ORG, PARTICIPANT: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/coop/claims/{coop.claim(w, o, 'draft')}/submit")),
+    ("POST", f"{V1}/coop/claims/{{claim_id}}/proofs"): Rule(
+        201, {OPERATOR: PROGRAM, ORG_ADMIN: ORG, PARTICIPANT: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/coop/claims/{coop.claim(w, o)}/proofs", coop.proof_body())),
+    ("GET", f"{V1}/coop/claims/{{claim_id}}/proofs/{{proof_id}}"): Rule(
+        200, READERS, lambda w, o: (lambda ids: Req(f"{V1}/coop/claims/{ids[0]}/proofs/{ids[1]}"))(coop.proof(w, o))),
+    ("POST", f"{V1}/coop/claims/{{claim_id}}/approve"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True, build=lambda w, o: Req(f"{V1}/coop/claims/{coop.claim(w, o)}/approve")),
+    ("POST", f"{V1}/coop/claims/{{claim_id}}/reject"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/coop/claims/{coop.claim(w, o)}/reject", {"reason": "not our brand"})),
+    ("POST", f"{V1}/coop/claims/{{claim_id}}/settle"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/coop/claims/{coop.claim(w, o, 'approved')}/settle", {"reference": "CN"})),
     # -- referrals (issue 4)
+    ("GET", f"{V1}/referrals/settings"): Rule(
+        200, READERS, owner="none",
+        build=lambda w, o: (referrals.ready(w, w.program_id), Req(f"{V1}/referrals/settings"))[1]),
+    ("PUT", f"{V1}/referrals/settings"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/referrals/settings", {"qualifying_event": EVENT_TYPE,
+                                                            "min_amount": int(uuid.uuid4().int % 10**6)})),
+    ("GET", f"{V1}/referrals/codes"): Rule(
+        200, READERS, owner="none", items=org_of,
+        build=lambda w, o: ([referrals.code(w, side) for side in OWNERS], Req(f"{V1}/referrals/codes"))[1]),
+    ("POST", f"{V1}/referrals/codes"): Rule(
+        200, {OPERATOR: PROGRAM, ORG_ADMIN: ORG, PARTICIPANT: SELF}, owner="body", write=True,
+        build=lambda w, o: (referrals.ready(w, w.program_id), Req(f"{V1}/referrals/codes", {
+            "participant_id": side(w, o).participant_id, "rotate": True}))[1]),
+    ("POST", f"{V1}/referrals"): Rule(
+        201, {OPERATOR: PROGRAM, INTEGRATION: PROGRAM}, owner="body", write=True,
+        build=lambda w, o: Req(f"{V1}/referrals", referrals.register_body(w, o))),
+    ("GET", f"{V1}/referrals"): Rule(200, READERS, lambda w, o: (referrals.seeded(w), Req(f"{V1}/referrals"))[1],
+                                     owner="none", items=org_of),
+    ("GET", f"{V1}/referrals/{{referral_id}}"): Rule(
+        200, READERS, lambda w, o: Req(f"{V1}/referrals/{referrals.held(w, o)}")),
+    ("POST", f"{V1}/referrals/{{referral_id}}/approve"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/referrals/{referrals.held(w, o)}/approve", {"note": "checked"})),
+    ("POST", f"{V1}/referrals/{{referral_id}}/reject"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/referrals/{referrals.held(w, o)}/reject", {"reason": "own company"})),
     # -- coalition partners and finance (issue 4)
+    ("GET", f"{V1}/partners"): Rule(200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/partners"), owner="none"),
+    ("POST", f"{V1}/partners"): Rule(
+        201, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/partners", {"code": f"n{uuid.uuid4().hex[:8]}", "name": "New partner"})),
+    ("GET", f"{V1}/partners/{{partner_id}}"): Rule(
+        200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/partners/{partners.partner(w, o)}")),
+    ("PATCH", f"{V1}/partners/{{partner_id}}"): Rule(
+        200, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/partners/{partners.partner(w, o)}", {"name": w.ref("n")})),
+    ("POST", f"{V1}/partners/{{partner_id}}/keys"): Rule(
+        201, {OPERATOR: PROGRAM}, write=True,
+        build=lambda w, o: Req(f"{V1}/partners/{partners.partner(w, o)}/keys", {"name": "pos"})),
+    ("POST", f"{V1}/partners/{{partner_id}}/earnings"): Rule(
+        201, {OPERATOR: PROGRAM, INTEGRATION: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/partners/{partners.partner(w, o)}/earnings", partners.purchase(w, o))),
+    ("POST", f"{V1}/partners/{{partner_id}}/redemptions"): Rule(
+        201, {OPERATOR: PROGRAM, INTEGRATION: ORG}, write=True,
+        build=lambda w, o: Req(f"{V1}/partners/{partners.partner(w, o)}/redemptions", partners.purchase(w, o))),
+    ("GET", f"{V1}/partners/{{partner_id}}/operations"): Rule(
+        200, {OPERATOR: PROGRAM, INTEGRATION: ORG},
+        lambda w, o: Req(f"{V1}/partners/{partners.partner(w, o)}/operations")),
+    ("POST", f"{V1}/partners/{{partner_id}}/operations/{{operation_id}}/reverse"): Rule(
+        201, {OPERATOR: PROGRAM, INTEGRATION: ORG}, write=True,
+        build=lambda w, o: Req(partners.reverse_path(w, o, V1), {"memo": "returned"})),
+    ("GET", f"{V1}/partners/{{partner_id}}/settlement"): Rule(
+        200, {OPERATOR: PROGRAM, INTEGRATION: ORG},
+        lambda w, o: Req(f"{V1}/partners/{partners.partner(w, o)}/settlement", params=partners.PERIOD)),
+    ("GET", f"{V1}/finance/liability"): Rule(200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/finance/liability"),
+                                             owner="none"),
+    ("GET", f"{V1}/finance/liability/organizations"): Rule(
+        200, {OPERATOR: PROGRAM}, lambda w, o: seeded(w, f"{V1}/finance/liability/organizations"), owner="none",
+        items=org_of),
+    ("GET", f"{V1}/finance/breakage"): Rule(200, {OPERATOR: PROGRAM}, lambda w, o: Req(f"{V1}/finance/breakage"),
+                                            owner="none"),
+    ("GET", f"{V1}/finance/expiring"): Rule(200, {OPERATOR: PROGRAM}, owner="none",
+                                            build=lambda w, o: Req(f"{V1}/finance/expiring", params={"days": 30})),
+    ("POST", f"{V1}/finance/expiring/notify"): Rule(
+        200, {OPERATOR: PROGRAM}, owner="none", write=True,
+        build=lambda w, o: Req(f"{V1}/finance/expiring/notify", {"days": 30})),
+    ("GET", f"{V1}/finance/export"): Rule(200, {OPERATOR: PROGRAM}, owner="none",
+                                          build=lambda w, o: Req(f"{V1}/finance/export", params=partners.PERIOD)),
 }
 
 ROUTES = [r for r in route_table() if r not in PUBLIC]

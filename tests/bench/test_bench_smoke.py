@@ -15,7 +15,15 @@ from bench.bench_server_memory import slope
 from bench.common import Context, Result, percentile
 from bench.report import render
 
-from bench import bench_api_writes, bench_balance_read, bench_hot_accounts, bench_import, bench_server_memory, wrk
+from bench import (
+    bench_api_writes,
+    bench_balance_read,
+    bench_hot_accounts,
+    bench_import,
+    bench_rules,
+    bench_server_memory,
+    wrk,
+)
 
 PG_ADMIN_URL = os.environ.get("ALLEGIANCE_TEST_POSTGRES_URL")
 NEEDS_WRK = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/bench installs it)")
@@ -82,6 +90,13 @@ def test_import(tmp_path: Path) -> None:
     result = _run(bench_import.run, tmp_path)
     for measured in result["details"]["runs"].values():
         assert measured["command"]["exit_code"] == 0 and measured["command"]["peak_rss_mb"] > 0
+
+
+def test_rules(tmp_path: Path) -> None:
+    result = _run(bench_rules.run, tmp_path)
+    assert len(bench_rules.hundred_rules()["rules"]) == 100
+    backtest = result["details"]["backtest"]["big"]
+    assert backtest["events"] == backtest["scanned"] > 0 and backtest["awards"] > 0
 
 
 @NEEDS_WRK

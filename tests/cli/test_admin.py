@@ -68,3 +68,24 @@ def test_a_placeholder_secret_outside_development_is_refused(db_url: str) -> Non
                                                             "ALLEGIANCE_SECRET_KEY": "change-me"})
     assert result.exit_code == 2
     assert "ALLEGIANCE_SECRET_KEY" in result.output
+
+
+def test_an_org_admin_sign_in_is_linked_to_an_admin_participant(allegiance: Allegiance, program: ProgramFixture,
+                                                                env: dict[str, str]) -> None:
+    org = f.organization(allegiance, program.id)
+    admin = f.participant(allegiance, program.id, org["id"], is_org_admin=True)
+    staff = f.participant(allegiance, program.id, org["id"])
+    args = ["users", "create", "boss@dealer.example", "--password", "long-enough-pw", "--program", program.slug]
+    created = runner.invoke(app, [*args, "--participant-id", str(admin["id"])], env=env)
+    assert created.exit_code == 0, created.output
+    with allegiance.read() as uow:
+        user = uow.access.authenticate("boss@dealer.example", "long-enough-pw")
+    assert user is not None and user["participant_id"] == admin["id"]
+    refused = runner.invoke(app, ["users", "create", "staff@dealer.example", "--password", "long-enough-pw",
+                                  "--program", program.slug, "--participant-id", str(staff["id"])], env=env)
+    assert refused.exit_code == 2 and "not an active organization admin" in refused.output
+    no_program = runner.invoke(app, ["users", "create", "x@dealer.example", "--password", "long-enough-pw",
+                                     "--participant-id", str(admin["id"])], env=env)
+    assert no_program.exit_code == 2 and "--program" in no_program.output
+    with allegiance.read() as uow:
+        assert uow.access.authenticate("staff@dealer.example", "long-enough-pw") is None

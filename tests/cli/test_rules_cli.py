@@ -3,6 +3,7 @@ a bad file that exits 2 naming the field and its line."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -130,3 +131,45 @@ def test_release_due_pays_date_pending_awards_once(allegiance: Allegiance, progr
     with allegiance.write() as uow:
         assert uow.rules.release_due() == 0
     assert pool_balance() == 40
+
+
+def test_simulate_a_file_over_a_period_writes_nothing(allegiance: Allegiance, program: ProgramFixture,
+                                                      env: dict[str, str], tmp_path: Path) -> None:
+    """A backtest from the command line: table and JSON, a file or a saved version, nothing written."""
+    declare(allegiance, program.id, "course.module_completed")
+    org = f.organization(allegiance, program.id)
+    person = f.participant(allegiance, program.id, org["id"])
+    with allegiance.write() as uow:
+        for module in range(4):
+            uow.events.record_one(program.id, IncomingEvent(
+                source_id=f"sim{module}", type="course.module_completed",
+                occurred_at=datetime(2026, 3, 2 + module, 9, tzinfo=UTC), organization_id=org["id"],
+                participant_id=person["id"], payload={"module": module}))
+    file = tmp_path / "rules.yaml"
+    file.write_text(RULES)
+    table = runner.invoke(app, ["rules", "simulate", program.slug, str(file), "--from", "2026-03-01",
+                                "--to", "2026-03-04"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "3 events replayed" in table.output and "300" in table.output  # 2..4 March: the --to day included
+    as_json = runner.invoke(app, ["rules", "simulate", program.slug, str(file), "--from", "2026-03-01",
+                                  "--to", "2026-03-31", "--format", "json"], env=env)
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.output)
+    assert report["issued"] == {"PTS": 400} and report["participants_affected"] == 1
+    with allegiance.read() as uow:
+        assert uow.rule_store.versions(program.id) == []  # the file was not saved
+        assert uow.ledger.port.get_account(  # type: ignore[union-attr]
+            program.id, f.personal_account(allegiance, program.id, org["id"], person["id"])).balance == 0
+    applied = runner.invoke(app, ["rules", "apply", program.slug, str(file)], env=env)
+    assert applied.exit_code == 0
+    saved = runner.invoke(app, ["rules", "simulate", program.slug, "--version", "1", "--from", "2026-03-01",
+                                "--to", "2026-03-31", "--format", "json"], env=env)
+    assert json.loads(saved.output)["rule_set_version"] == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RULES.replace("amount: 100", "amount: -5"))
+    refused = runner.invoke(app, ["rules", "simulate", program.slug, str(bad), "--from", "2026-03-01",
+                                  "--to", "2026-03-31"], env=env)
+    assert refused.exit_code == 2 and "bad.yaml:7" in refused.output and "rules[0].action.amount" in refused.output
+    neither = runner.invoke(app, ["rules", "simulate", program.slug, "--from", "2026-03-01", "--to", "2026-03-31"],
+                            env=env)
+    assert neither.exit_code == 2

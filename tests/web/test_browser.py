@@ -1,6 +1,7 @@
 """The pages in a real browser (Debian's chromium through Playwright) against a real uvicorn server:
 login, live search (fragment swap, no navigation), the same search without JavaScript, an
-organization and an account page — and no horizontal scrolling at 360 px."""
+organization and an account page, an organization admin's approvals — and no horizontal scrolling
+at 360 px."""
 
 from __future__ import annotations
 
@@ -156,5 +157,92 @@ def test_search_works_without_javascript(web_app: FastAPI, operator_user: Operat
             expect(page.locator("#organization-rows tr")).to_have_count(1)
             expect(page.locator("#organization-rows")).to_contain_text("한빛 전자 주식회사")
             _no_horizontal_scroll(page)
+        finally:
+            browser.close()
+
+
+def test_org_admin_approves_on_a_phone(web_app: FastAPI, allegiance: Allegiance, program: ProgramFixture,
+                                       tmp_path: Path) -> None:
+    from tests.web.routes.rewards_helpers import item, needs_manager_for_travel, org_admin_user, redeem, team
+
+    needs_manager_for_travel(allegiance, program.id)
+    trip = item(allegiance, program.id, 2_500, name="Two nights in Busan, with the plant tour and dinner")
+    hanbit = team(allegiance, program.id, "한빛 전자 주식회사 (Hanbit Electronics Co., Ltd.)")
+    other = team(allegiance, program.id, "Rival Trading")
+    first = redeem(allegiance, program.id, hanbit, trip["id"], delivery="Busan branch, 3rd floor reception")
+    second = redeem(allegiance, program.id, hanbit, trip["id"])
+    foreign = redeem(allegiance, program.id, other, trip["id"])
+    admin = org_admin_user(allegiance, hanbit.admin["id"])
+    with serve(web_app) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE, locale="en-US")
+            page.goto(f"{base}/my/approvals")
+            page.get_by_label("Email").fill(admin.email)
+            page.get_by_label("Password").fill(admin.password)
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(f"{base}/my/approvals")
+            rows = page.locator("#redemption-rows tr")
+            expect(rows).to_have_count(2)
+            expect(page.locator("#redemption-rows")).not_to_contain_text("Rival")
+            _no_horizontal_scroll(page)
+            page.screenshot(path=str(tmp_path / "approvals.png"), full_page=True)
+
+            page.get_by_role("link", name=f"#{first['id']}").click()
+            page.wait_for_url(f"{base}/my/approvals/{first['id']}")
+            expect(page.locator("main")).to_contain_text("Busan branch, 3rd floor reception")
+            _no_horizontal_scroll(page)
+            page.get_by_role("button", name="Approve").click()
+            page.wait_for_url(f"{base}/my/approvals/{first['id']}?done=approved")
+            expect(page.get_by_role("status")).to_contain_text("Approved.")
+            page.screenshot(path=str(tmp_path / "approved.png"), full_page=True)
+
+            page.goto(f"{base}/my/approvals/{second['id']}")
+            page.get_by_label("Reason for rejecting").fill("Travel is frozen until the audit ends")
+            page.get_by_role("button", name="Reject").click()
+            page.wait_for_url(f"{base}/my/approvals/{second['id']}?done=rejected")
+            expect(page.locator("main")).to_contain_text("Travel is frozen until the audit ends")
+            _no_horizontal_scroll(page)
+
+            page.get_by_role("link", name="Approvals").first.click()
+            expect(page.locator("#redemption-rows")).to_contain_text("Nothing waits for approval.")
+            assert page.goto(f"{base}/my/approvals/{foreign['id']}").status == 404  # type: ignore[union-attr]
+        finally:
+            browser.close()
+    with allegiance.read() as uow:
+        assert uow.rewards.redemption(program.id, first["id"])["status"] == "approved"
+        assert uow.rewards.redemption(program.id, second["id"])["status"] == "rejected"
+        assert uow.rewards.redemption(program.id, foreign["id"])["status"] == "pending_approval"
+
+
+def test_operator_pages_of_issue_4_fit_a_phone(web_app: FastAPI, allegiance: Allegiance, program: ProgramFixture,
+                                               operator_user: OperatorUser, tmp_path: Path) -> None:
+    from tests.web.routes.rewards_helpers import item, needs_manager_for_travel, redeem, team
+    from tests.web.routes.test_coop import dealer_with_claim
+    from tests.web.routes.test_rules import document, orders, save
+    from tests.web.routes.test_tiers import setup
+
+    needs_manager_for_travel(allegiance, program.id)
+    trip = item(allegiance, program.id, 2_500, name="Two nights in Busan, with the plant tour and a very long name")
+    waiting = redeem(allegiance, program.id, team(allegiance, program.id, "한빛 전자 주식회사 (Hanbit Electronics)"),
+                     trip["id"], delivery="Busan branch, 3rd floor reception, ask for 김민준")
+    version = save(allegiance, program.id, document(), "online push for the spring quarter")
+    orders(allegiance, program.id, factories.organization(allegiance, program.id)["id"], [10_000, 5_000])
+    setup(allegiance, program.id)
+    _, claim = dealer_with_claim(allegiance, program.id)
+    pages = ["/redemptions", f"/redemptions/{waiting['id']}", "/catalog", "/catalog/new", f"/catalog/{trip['id']}",
+             "/rules", f"/rules/versions/{version}", f"/rules/versions/{version}/activate",
+             f"/rules/backtest?version={version}&from=2026-03-01&to=2026-03-31", "/tiers", "/coop",
+             f"/coop/claims/{claim['id']}"]
+    with serve(web_app) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE, locale="en-US")
+            _log_in(page, base, operator_user)
+            for index, path in enumerate(pages):
+                response = page.goto(f"{base}{path}")
+                assert response is not None and response.status == 200, path
+                _no_horizontal_scroll(page)
+                page.screenshot(path=str(tmp_path / f"page-{index:02d}.png"), full_page=True)
         finally:
             browser.close()

@@ -43,6 +43,38 @@ class Action(StrEnum):
     READ_RULES = "rules:read"
     MANAGE_RULES = "rules:write"
     QUOTE = "rules:quote"
+    SIMULATE_RULES = "rules:simulate"  # backtest a draft over stored events (operator only)
+    # tiers, discount cards and store credit (issue 4)
+    READ_TIERS = "tiers:read"
+    MANAGE_TIERS = "tiers:write"
+    APPLY_STORE_CREDIT = "store-credit:apply"
+    # rewards (issue 4)
+    READ_REWARDS = "rewards:read"
+    MANAGE_CATALOG = "catalog:write"
+    REDEEM = "rewards:redeem"
+    APPROVE_REDEMPTIONS = "redemptions:approve"
+    FULFIL_REDEMPTIONS = "redemptions:fulfil"
+    SET_REWARD_POLICY = "rewards:policy"
+    QUOTE_CONCIERGE = "concierge:quote"
+    GIFT_REGISTER = "rewards:gift-register"
+    # co-op funds (issue 4)
+    READ_COOP = "coop:read"
+    CLAIM_COOP = "coop:claim"
+    REVIEW_COOP = "coop:review"
+    ALLOCATE_COOP = "coop:allocate"
+    # referrals (issue 4)
+    READ_REFERRALS = "referrals:read"
+    REFER = "referrals:refer"
+    REGISTER_REFERRAL = "referrals:register"
+    REVIEW_REFERRALS = "referrals:review"
+    # coalition partners and finance (issue 4); integration keys act only for the partner they are
+    # bound to (``partner_keys``), checked by the partner routes
+    READ_PARTNERS = "partners:read"
+    MANAGE_PARTNERS = "partners:write"
+    PARTNER_TRANSACT = "partners:transact"
+    PARTNER_SETTLEMENT = "partners:settlement"
+    READ_FINANCE = "finance:read"
+    RUN_FINANCE_JOBS = "finance:jobs"
 
 
 _ALL = frozenset(Action)
@@ -51,12 +83,20 @@ POLICY: dict[KeyRole, frozenset[Action]] = {
     KeyRole.ORG_ADMIN: frozenset({
         Action.READ_PROGRAM, Action.READ_ORGS, Action.READ_PEOPLE, Action.WRITE_PEOPLE, Action.READ_LEDGER,
         Action.TRANSFER, Action.SPEND, Action.HOLD, Action.RESOLVE_HOLD, Action.READ_EVENTS,
-        Action.READ_RULES, Action.QUOTE,
+        Action.READ_RULES, Action.QUOTE, Action.READ_TIERS, Action.APPLY_STORE_CREDIT,
+        Action.READ_REWARDS, Action.REDEEM, Action.APPROVE_REDEMPTIONS, Action.SET_REWARD_POLICY,
+        Action.GIFT_REGISTER,
+        Action.READ_COOP, Action.CLAIM_COOP,
+        Action.READ_REFERRALS, Action.REFER,
     }),
-    KeyRole.INTEGRATION: frozenset({Action.WRITE_EVENTS, Action.QUOTE}),
+    KeyRole.INTEGRATION: frozenset({Action.WRITE_EVENTS, Action.QUOTE, Action.REGISTER_REFERRAL,
+                                    Action.PARTNER_TRANSACT, Action.PARTNER_SETTLEMENT}),
     KeyRole.PARTICIPANT: frozenset({
         Action.READ_PROGRAM, Action.READ_ORGS, Action.READ_PEOPLE, Action.READ_LEDGER, Action.SPEND,
-        Action.HOLD, Action.READ_RULES, Action.QUOTE,
+        Action.HOLD, Action.READ_RULES, Action.QUOTE, Action.READ_TIERS,
+        Action.READ_REWARDS, Action.REDEEM,
+        Action.READ_COOP, Action.CLAIM_COOP,
+        Action.READ_REFERRALS, Action.REFER,
     }),
 }
 

@@ -123,16 +123,29 @@ def users_create(
     email: Annotated[str, typer.Argument(help="Sign-in e-mail")],
     name: Annotated[str, typer.Option(help="Display name")] = "",
     password: Annotated[str | None, typer.Option(help="Omit to be prompted", envvar="ALLEGIANCE_USER_PASSWORD")] = None,
+    participant_id: Annotated[int | None, typer.Option(
+        help="Make it an organization admin's sign-in: this participant (flagged org admin) sees and approves "
+             "only their organization's redemptions")] = None,
+    program: Annotated[str | None, typer.Option(help="Program slug (with --participant-id)")] = None,
 ) -> None:
-    """Create an operator user for the web pages (password stored with scrypt)."""
+    """Create a user for the web pages (password stored with scrypt): operator staff, or with
+    --participant-id an organization admin."""
+    if participant_id is not None and program is None:
+        fail("--program is required with --participant-id")
     if password is None:
         password = getpass.getpass("Password: ")
     if len(password) < 8:
         fail("the password must have at least 8 characters")
     with application() as app:
+        program_id = program_id_for(app, program) if program is not None else None
+
         def create() -> int:
             with app.write() as uow:
-                return uow.access.create_user(email, name or email, password)
+                if participant_id is not None and program_id is not None:
+                    person = uow.programs.participant(program_id, participant_id)
+                    if not person["is_org_admin"] or person["status"] == "left":
+                        fail(f"participant {participant_id} is not an active organization admin")
+                return uow.access.create_user(email, name or email, password, participant_id=participant_id)
 
         try:
             user_id = guarded(create)

@@ -9,7 +9,11 @@ import typer
 from allegiance.cli.admin import db_app, keys_app, ledger_app, programs_app, users_app
 from allegiance.cli.demo import register as register_demo
 from allegiance.cli.events import events_app
+from allegiance.cli.finance import finance_app
+from allegiance.cli.partners import partners_app
+from allegiance.cli.rewards import rewards_app
 from allegiance.cli.rules import rules_app
+from allegiance.cli.tiers import tiers_app
 
 app = typer.Typer(
     name="allegiance",
@@ -44,4 +48,8 @@ def serve(
 
 app.add_typer(events_app, name="events")
 app.add_typer(rules_app, name="rules")
+app.add_typer(rewards_app, name="rewards")
+app.add_typer(partners_app, name="partners")
+app.add_typer(finance_app, name="finance")
+app.add_typer(tiers_app, name="tiers")
 register_demo(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from allegiance.cli.common import application, console, err, fail, guarded, prog
 from allegiance.kernel.errors import AllegianceError
 
 rules_app = typer.Typer(help="Earning rules as data: apply a YAML/JSON file, activate a version, list, "
-                             "release pending awards.", no_args_is_help=True)
+                             "backtest a draft, release pending awards.", no_args_is_help=True)
 STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -183,3 +184,86 @@ def close_contest(
         table.add_row(str(row["rank"]), str(row["organization_id"]), f"{row['score']:,}",
                       "yes" if row["organization_id"] in result["winners"] else "")
     console.print(table)
+
+
+def _instant(value: str, name: str) -> datetime:
+    """A ``--from``/``--to`` value: an ISO instant (UTC if no offset) or a day, UTC — a ``--to`` day
+    is included (the period runs to the next midnight)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--{name}: not a date or ISO date-time: {value!r}")
+        raise
+    if name == "to" and len(value) == 10:
+        parsed += timedelta(days=1)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@rules_app.command("simulate")
+def simulate(
+    program: Annotated[str, typer.Argument(help="The program's slug")],
+    file: Annotated[Path | None, typer.Argument(help="Draft rule set as YAML or JSON", exists=True,
+                                                dir_okay=False, readable=True)] = None,
+    version: Annotated[int | None, typer.Option(help="A saved version instead of a file")] = None,
+    start: Annotated[str, typer.Option("--from", help="First day replayed (YYYY-MM-DD, UTC) or ISO instant")] = "",
+    end: Annotated[str, typer.Option("--to", help="Last day replayed (included), or an ISO instant (excluded)")] = "",
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Backtest a draft: replay the stored events of [--from, --to) through it, writing nothing, and
+    report what it would have issued, the liability, who it reaches, caps hit and idle rules."""
+    if (file is None) == (version is None):
+        fail("give a FILE or --version N (one of them)")
+    if not start or not end:
+        fail("--from and --to are required")
+    if output not in ("table", "json"):
+        fail("--format must be table or json")
+    begin, finish = _instant(start, "from"), _instant(end, "to")
+    text = ""
+    target: Any = version
+    if file is not None:
+        target, text = load_document(file)
+    with application() as app:
+        program_id = program_id_for(app, program)
+        try:
+            with app.read() as uow:
+                report = uow.rules.simulate(program_id, target, begin, finish, tiers=getattr(uow, "tiers", None))
+        except AllegianceError as exc:
+            if file is not None:
+                _fail_on(file, text, exc)
+            fail(str(exc))
+            raise
+    if output == "json":
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+        return
+    _print_report(report.as_dict())
+
+
+def _print_report(data: dict[str, Any]) -> None:
+    console.print(f"backtest {data['from']} → {data['to']}: {data['events_read']:,} events replayed, "
+                  f"{data['awards']:,} awards, {data['organizations_affected']:,} organizations and "
+                  f"{data['participants_affected']:,} people affected", soft_wrap=True)
+    money = Table("unit", "kind", "issued", "clawed back", "liability", "capped", "pending (count)")
+    for unit, kind in data["units"].items():
+        pending = data["pending"].get(unit, {"count": 0, "amount": 0})
+        money.add_row(unit, kind, f"{data['issued'].get(unit, 0):,}", f"{data['clawed_back'].get(unit, 0):,}",
+                      f"{data['liability'].get(unit, 0):,}", f"{data['capped'].get(unit, 0):,}",
+                      f"{pending['amount']:,} ({pending['count']:,})")
+    console.print(money)
+    rules = Table("rule", "fired (events)", "issued")
+    for code, row in data["rules"].items():
+        rules.add_row(code, f"{row['fired']:,}", ", ".join(f"{v:,} {u}" for u, v in row["issued"].items()))
+    console.print(rules)
+    if data["caps_hit"]:
+        hits = ", ".join(f"{code} × {times:,}" for code, times in data["caps_hit"].items())
+        console.print(f"caps hit: {hits}", soft_wrap=True)
+    for label, key, id_key in (("top organizations", "top_organizations", "organization_id"),
+                               ("top participants", "top_participants", "participant_id")):
+        for unit, top in data[key].items():
+            best = ", ".join(f"#{row[id_key]} {row['amount']:,}" for row in top)
+            console.print(f"{label} ({unit}): {best}", soft_wrap=True)
+    if data["never_fired"]:
+        console.print("never fired: " + ", ".join(data["never_fired"]), soft_wrap=True)
+    if data["tier_moves"] is not None:
+        console.print(f"tier moves: {len(data['tier_moves']):,}")
+    for note in data["notes"]:
+        console.print(f"note: {note}", soft_wrap=True)

@@ -53,6 +53,9 @@ class AccountKind(StrEnum):
     EXPIRED = "expired"
     ADJUSTMENTS = "adjustments"
     FORFEITED = "forfeited"
+    # A coalition partner's settlement account (``partner:<id>:<unit>``, see ``partners``): signed,
+    # debited when the partner issues points, credited when points are redeemed with it.
+    PARTNER = "partner"
 
     @property
     def is_holder(self) -> bool:

@@ -62,6 +62,19 @@ class Role(BaseModel):
     label: str = Field(min_length=1, max_length=80)
 
 
+class PointCost(BaseModel):
+    """What ``per_points`` units cost the operator in money minor units (``minor`` cents for 100
+    points: ``{currency: EUR, minor: 50, per_points: 100}``). Integers only: finance values the
+    liability with it (see docs/finance.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    scale: int = Field(default=2, ge=0, le=6, description="digits after the decimal point of the currency")
+    minor: int = Field(ge=0, description="money minor units ...")
+    per_points: int = Field(default=1, ge=1, description="... per this many of the unit's minor units")
+
+
 class UnitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,6 +87,11 @@ class UnitConfig(BaseModel):
     spend_channels: list[str] | None = Field(
         default=None, description="Where this unit may be spent (e.g. [\"online_store\"] for store credit that "
                                   "is spendable only where it was earned); null = anywhere")
+    max_per_order: int | None = Field(
+        default=None, ge=1, le=10**15, description="store credit: the most that may be applied to one order or "
+                                                   "invoice (minor units); null = no cap")
+    cost_per_point: PointCost | None = Field(
+        default=None, description="What the unit costs the operator, to value the outstanding liability in money")
 
     @field_validator("code")
     @classmethod

@@ -8,7 +8,7 @@ a hundred rules per event cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
@@ -41,12 +41,29 @@ Predicate = Callable[[Subject], bool]
 
 def read(subject: Subject, path: str) -> Any:
     """The value at a dotted path, or ``MISSING``."""
+    return read_parts(subject, _parts(path))
+
+
+_PARTS: dict[str, tuple[str, ...]] = {}
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    found = _PARTS.get(path)
+    if found is None:
+        if len(_PARTS) > 10_000:
+            _PARTS.clear()
+        found = _PARTS[path] = tuple(path.split("."))
+    return found
+
+
+def read_parts(subject: Subject, parts: tuple[str, ...]) -> Any:
+    """``read`` with the path already split (the hot path: plain dicts checked without ABCs)."""
     current: Any = subject
-    for part in path.split("."):
-        if isinstance(current, Mapping) and part in current:
+    for part in parts:
+        if (type(current) is dict or isinstance(current, Mapping)) and part in current:
             current = current[part]
-        else:
-            return MISSING
+            continue
+        return MISSING
     return current
 
 
@@ -74,7 +91,29 @@ def _ordered(left: Any, right: Any) -> tuple[Any, Any] | None:
 
 
 def compile_condition(condition: Condition) -> Predicate:
+    """A predicate for one condition; the common shapes (eq / in / ne / not_in on any field but
+    ``participant.role``) get a closure that reads the field once and compares, nothing else."""
     path, op, expected = condition.field, condition.op, condition.value
+    parts = _parts(path)
+    if path != "participant.role":
+        if op is Op.EQ:
+            return lambda subject: bool(read_parts(subject, parts) == expected)
+        if op is Op.IN:
+            def is_in(subject: Subject) -> bool:
+                value = read_parts(subject, parts)
+                return value is not MISSING and value is not None and value in expected
+            return is_in
+        if op is Op.NE:
+            return lambda subject: bool(read_parts(subject, parts) != expected)
+        if op is Op.NOT_IN:
+            def not_in(subject: Subject) -> bool:
+                value = read_parts(subject, parts)
+                return value is MISSING or value is None or value not in expected
+            return not_in
+    return _general_condition(path, op, expected)
+
+
+def _general_condition(path: str, op: Op, expected: Any) -> Predicate:
 
     def values(subject: Subject) -> list[Any]:
         """A participant may hold several roles: a condition on ``participant.role`` matches any."""
@@ -105,12 +144,20 @@ def compile_condition(condition: Condition) -> Predicate:
         if pair is None:
             return False
         a, b = pair
-        return bool({Op.GT: a > b, Op.GTE: a >= b, Op.LT: a < b, Op.LTE: a <= b}[op])
+        if op is Op.GT:
+            return bool(a > b)
+        if op is Op.GTE:
+            return bool(a >= b)
+        if op is Op.LT:
+            return bool(a < b)
+        return bool(a <= b)
 
     return lambda subject: any(compare(v) for v in values(subject))
 
 
 def rounded(value: Decimal, rounding: Rounding) -> int:
+    if value == value.to_integral_value():  # nothing to round (most fixed and per-unit awards)
+        return int(value)
     return int(value.quantize(Decimal(1), rounding=ROUND_DOWN if rounding is Rounding.DOWN else ROUND_HALF_UP))
 
 
@@ -166,12 +213,80 @@ class CompiledRuleSet:
     by_trigger: dict[str, list[CompiledRule]]
     release_types: frozenset[str]  # event types that release pending awards
     contests: dict[str, list[CompiledContest]] = field(default_factory=dict)  # event type -> contests it feeds
+    by_code: dict[str, CompiledRule] = field(default_factory=dict, repr=False)
+    indexes: dict[str, TriggerIndex] = field(default_factory=dict, repr=False)
+    line_keys: dict[str, tuple[tuple[str, ...], Any]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_code = {c.rule.code: c for rules in self.by_trigger.values() for c in rules}
+        self.indexes = {trigger: index for trigger, rules in self.by_trigger.items()
+                        if (index := TriggerIndex.of(rules)).by_path}
+        for compiled_rule in self.by_code.values():
+            key = _equality_key(c for c in _line_conditions(compiled_rule.rule))
+            if key is not None:
+                self.line_keys[compiled_rule.rule.code] = (key[0][1:], key[1])  # the path inside the line
 
     def rules_for(self, event_type: str) -> list[CompiledRule]:
         return self.by_trigger.get(event_type, [])
 
     def compiled(self, code: str) -> CompiledRule | None:
-        return next((c for rules in self.by_trigger.values() for c in rules if c.rule.code == code), None)
+        """The enabled rule ``code`` (a dict look-up: called once per firing)."""
+        return self.by_code.get(code)
+
+
+def _line_conditions(rule: Rule) -> list[Condition]:
+    return [c for c in rule.conditions if c.field.startswith("line.")] + (rule.lines.conditions if rule.lines else [])
+
+
+def _equality_key(conditions: Any) -> tuple[tuple[str, ...], Any] | None:
+    """The first ``eq`` condition that a dictionary look-up can decide (not ``participant.role``,
+    which matches any of a person's roles; a hashable value)."""
+    for condition in conditions:
+        if condition.op is Op.EQ and condition.field != "participant.role":
+            try:
+                hash(condition.value)
+            except TypeError:
+                continue
+            return _parts(condition.field), condition.value
+    return None
+
+
+@dataclass(frozen=True)
+class TriggerIndex:
+    """Which rules of one trigger can possibly fire, found by dictionary look-ups instead of testing
+    every rule: a rule with ``field eq value`` is filed under that field and value (it cannot fire
+    for any other value, as conditions are and-ed); the rest are always candidates. This is what
+    keeps a hundred rules per event cheap when most of them are about one country, segment, brand…"""
+
+    always: tuple[int, ...]
+    by_path: dict[tuple[str, ...], dict[Any, tuple[int, ...]]]
+
+    @classmethod
+    def of(cls, rules: Sequence[CompiledRule]) -> TriggerIndex:
+        always: list[int] = []
+        by_path: dict[tuple[str, ...], dict[Any, list[int]]] = {}
+        for position, compiled_rule in enumerate(rules):
+            conditions = [c for c in compiled_rule.rule.conditions if not c.field.startswith("line.")]
+            key = _equality_key(conditions)
+            if key is None:
+                always.append(position)
+            else:
+                by_path.setdefault(key[0], {}).setdefault(key[1], []).append(position)
+        return cls(tuple(always), {path: {value: tuple(found) for value, found in table.items()}
+                                   for path, table in by_path.items()})
+
+    def candidates(self, rules: list[CompiledRule], subject: Subject) -> list[CompiledRule]:
+        positions = list(self.always)
+        for parts, table in self.by_path.items():
+            value = read_parts(subject, parts)
+            try:
+                found = table.get(value)
+            except TypeError:  # an unhashable value (a list, an object) equals no scalar
+                found = None
+            if found:
+                positions.extend(found)
+        positions.sort()
+        return [rules[position] for position in positions]
 
 
 def caps_of(rule_set: RuleSet, rule: Rule) -> tuple[Cap, ...]:
@@ -242,7 +357,13 @@ def _base_award(rule: Rule, subject: Subject, default_unit: str) -> tuple[Decima
         amount = base * action.percent / 100 * action.rate
         return amount, int(base), {action.of: _plain(base)}, f"{_fmt(action.percent)} % of {_fmt(base)}"
     if isinstance(action, PerUnit):
-        quantity = number(read(subject, action.per))
+        raw_quantity = read(subject, action.per)
+        if type(raw_quantity) is int:  # the common case, without Decimal
+            if raw_quantity <= 0:
+                return Decimal(0), None, {action.per: None}, ""
+            return (Decimal(action.amount * raw_quantity), raw_quantity, {action.per: raw_quantity},
+                    f"{action.amount:,} × {raw_quantity:,}")
+        quantity = number(raw_quantity)
         if quantity is None or quantity <= 0:
             return Decimal(0), None, {action.per: None}, ""
         return (Decimal(action.amount) * quantity, int(quantity), {action.per: _plain(quantity)},
@@ -255,26 +376,40 @@ def _plain(value: Decimal) -> int | str:
 
 
 def evaluate(compiled: CompiledRuleSet, event_type: str, occurred_at: datetime, subject: Subject, *,
-             default_unit: str, tier_multiplier: Decimal = Decimal(1)) -> list[Firing]:
-    """Every firing of the active rules for one event, in priority order, multipliers applied."""
+             default_unit: str, tier_multiplier: Decimal = Decimal(1), fired: list[str] | None = None) -> list[Firing]:
+    """Every firing of the active rules for one event, in priority order, multipliers applied.
+    ``fired`` (if given) collects the code of every rule that fired, multipliers included."""
     firings: list[Firing] = []
     multipliers: list[Multiplier] = []
     fired_groups: set[str] = set()
-    for compiled_rule in compiled.rules_for(event_type):
+    rules = compiled.rules_for(event_type)
+    index = compiled.indexes.get(event_type)
+    if index is not None:
+        rules = index.candidates(rules, subject)
+    line_cache: dict[tuple[str, tuple[str, ...]], dict[Any, list[int]]] = {}
+    for compiled_rule in rules:
         rule = compiled_rule.rule
         if rule.group and rule.group in fired_groups:
             continue
         if (rule.valid_from and occurred_at < rule.valid_from) or (rule.valid_to and occurred_at >= rule.valid_to):
             continue
-        if not all(p(subject) for p in compiled_rule.when):
+        passed = True
+        for predicate in compiled_rule.when:
+            if not predicate(subject):
+                passed = False
+                break
+        if not passed:
             continue
-        produced = _fire(compiled_rule, subject, default_unit, tier_multiplier)
+        produced = _fire(compiled_rule, subject, default_unit, tier_multiplier,
+                         compiled.line_keys.get(rule.code), line_cache)
         if isinstance(rule.action, Multiplier):
             multipliers.append(rule.action)
             produced = [Firing(rule.code, rule.name, "multiplier", inputs={"factor": str(rule.action.factor)},
                                reason=f"× {_fmt(rule.action.factor)}")]
         if not produced:
             continue
+        if fired is not None:
+            fired.append(rule.code)
         firings.extend(produced)
         if rule.group:
             fired_groups.add(rule.group)
@@ -306,7 +441,29 @@ def _replace(firing: Firing, **changes: Any) -> Firing:
     return replace(firing, **changes)
 
 
-def _fire(compiled_rule: CompiledRule, subject: Subject, default_unit: str, tier_multiplier: Decimal) -> list[Firing]:
+def _lines_matching(items: list[Any], path: str, key: tuple[tuple[str, ...], Any] | None,
+                    cache: dict[tuple[str, tuple[str, ...]], dict[Any, list[int]]]) -> Iterable[int]:
+    """Indexes of the line items a rule may fire on: all, or — when the rule has a ``line.x eq v``
+    condition — those whose ``x`` is ``v``, grouped once per event and line field for every rule."""
+    if key is None:
+        return range(len(items))
+    parts, value = key
+    groups = cache.get((path, parts))
+    if groups is None:
+        groups = {}
+        for position, item in enumerate(items):
+            found = read_parts(item, parts) if isinstance(item, Mapping) else MISSING
+            try:
+                groups.setdefault(found, []).append(position)
+            except TypeError:
+                continue  # unhashable: equals no scalar condition value
+        cache[(path, parts)] = groups
+    return groups.get(value, ())
+
+
+def _fire(compiled_rule: CompiledRule, subject: Subject, default_unit: str, tier_multiplier: Decimal,
+          line_key: tuple[tuple[str, ...], Any] | None = None,
+          line_cache: dict[tuple[str, tuple[str, ...]], dict[Any, list[int]]] | None = None) -> list[Firing]:
     rule = compiled_rule.rule
     action = rule.action
     key = read(subject, rule.key) if rule.key else None
@@ -356,7 +513,8 @@ def _fire(compiled_rule: CompiledRule, subject: Subject, default_unit: str, tier
     items = read(subject, rule.lines.path)
     if not isinstance(items, list):
         return []
-    for index, item in enumerate(items):
+    for index in _lines_matching(items, rule.lines.path, line_key, {} if line_cache is None else line_cache):
+        item = items[index]
         if not isinstance(item, Mapping):
             continue
         line_subject = {**subject, "line": item}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from allegiance.rules.evaluate import CompiledRuleSet
 from allegiance.rules.settle import CounterKey, Counters
+from allegiance.rules.simulate import StoredEvent
 
 
 class RulesPort(Protocol):
@@ -53,6 +54,14 @@ class RulesPort(Protocol):
                     assignee_ref: str | None = None) -> list[dict[str, Any]]: ...
 
     def emit(self, program_id: int, topic: str, payload: dict[str, Any], organization_id: int | None) -> None: ...
+
+    def stream_events(self, program_id: int, event_type: str, start: datetime, end: datetime,
+                      chunk: int = 5_000) -> Iterator[StoredEvent]:
+        """Stored events of a type in [start, end), in (occurred_at, id) order, read a chunk at a time."""
+
+    def subjects(self, program_id: int, organization_ids: Collection[int],
+                 participant_ids: Collection[int]) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+        """Organizations and participants by id."""
 
 
 class TierView(Protocol):

@@ -36,9 +36,11 @@ from allegiance.rules.evaluate import (
 from allegiance.rules.model import AWARDING, Clawback, Fixed, Recipient, Rule, RuleSet, parse_rule_set
 from allegiance.rules.ports import NoTiers, RulesPort, TierView
 from allegiance.rules.settle import CounterKey, Counters, period_key, settle
+from allegiance.rules.simulate import Simulation, SimulationReport, Subjects, merged, replay
 
 KINDS = ("fixed", "percent", "per_unit", "stepped", "multiplier", "tier_credit", "benefit", "clawback")
 PRIZE_TAGS = ("fixed", "benefit")
+SIMULATION_CHUNK = 5_000  # events per query and per subject look-up in a backtest
 
 
 class RuleSetInvalid(ValidationFailed):
@@ -345,6 +347,38 @@ class RulesService:
                 result["benefits"].append({**entry, "benefit": firing.inputs.get("benefit"),
                                            "quantity": firing.amount})
         return result
+
+    def simulate(self, program_id: int, document_or_version: dict[str, Any] | int, start: datetime, end: datetime,
+                 *, tiers: Any = None) -> SimulationReport:
+        """Backtest: replay the stored events of ``[start, end)`` through a draft (a document or a
+        saved version) and report what it would have issued — writing nothing (see ``simulate``).
+        ``tiers``, when it offers ``simulate_moves(program_id, credits_by_organization, at)``, turns
+        the simulated qualifying credits into tier moves."""
+        for where, value in (("from", start), ("to", end)):
+            if value.tzinfo is None:
+                raise ValidationFailed("must include a time zone offset", field=where)
+        if end <= start:
+            raise ValidationFailed("must be after from", field="to")
+        version: int | None = None
+        document: Any = document_or_version
+        if isinstance(document_or_version, int) and not isinstance(document_or_version, bool):
+            stored = self.port.version(program_id, document_or_version)
+            if stored is None:
+                raise NotFound(f"rule set version {document_or_version} not found", field="version")
+            version, document = document_or_version, stored["document"]
+        settings = self.settings_of(program_id)
+        types = self.declared_types(program_id) if self.declared_types else None
+        compiled = compile_rule_set(validated(document, settings, types), version or 0)
+        kinds = sorted(set(compiled.by_trigger) | compiled.release_types)
+        events = merged(self.port.stream_events(program_id, kind, start, end, SIMULATION_CHUNK) for kind in kinds)
+        subjects = Subjects(lambda orgs, people: self.port.subjects(program_id, orgs, people),
+                            lambda org_id: self.tiers.tier_of(program_id, org_id))
+        simulation = Simulation(compiled, settings, SimulationReport(program_id, version, start, end))
+        report = replay(simulation, events, subjects, program_id, SIMULATION_CHUNK)
+        forecast = getattr(tiers, "simulate_moves", None)
+        if callable(forecast):
+            report.tier_moves = list(forecast(program_id, simulation.credits_by_organization(), end))
+        return report
 
     def standing(self, program_id: int, organization: dict[str, Any], participant: dict[str, Any] | None,
                  at: datetime) -> list[dict[str, Any]]:

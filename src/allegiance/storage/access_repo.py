@@ -67,10 +67,11 @@ class SqlAccess:
         that can end keys (a revocation, a participant leaving)."""
         after_commit(self.conn, caches_of(self.conn).principals.invalidate)
 
-    def create_user(self, email: str, name: str, password: str) -> int:
+    def create_user(self, email: str, name: str, password: str, *, participant_id: int | None = None) -> int:
+        """An operator user, or (``participant_id``) an organization admin's sign-in to their pages."""
         return int(self.conn.execute(insert(t.users).values(
             email=email.lower(), name=name, password_hash=hash_password(password), is_active=True,
-            created_at=self.clock.now()).returning(t.users.c.id)).scalar_one())
+            created_at=self.clock.now(), participant_id=participant_id).returning(t.users.c.id)).scalar_one())
 
     def set_password(self, email: str, password: str) -> bool:
         return bool(self.conn.execute(update(t.users).where(t.users.c.email == email.lower())

@@ -3,11 +3,11 @@ locks, and the rule-award log (implements ``RulesPort``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -15,6 +15,7 @@ from allegiance.kernel.clock import Clock
 from allegiance.rules.evaluate import CompiledRuleSet, compile_rule_set
 from allegiance.rules.model import parse_rule_set
 from allegiance.rules.settle import CounterKey
+from allegiance.rules.simulate import StoredEvent
 from allegiance.storage import tables as t
 from allegiance.storage import tables_rules as r
 from allegiance.storage.cache import caches_of
@@ -282,4 +283,46 @@ class SqlRules:
 
     def emit(self, program_id: int, topic: str, payload: dict[str, Any], organization_id: int | None) -> None:
         emit(self.conn, self.clock, program_id, topic, payload, organization_id)
+
+    # -- backtests: read-only streaming -------------------------------------------------------
+    def stream_events(self, program_id: int, event_type: str, start: datetime, end: datetime,
+                      chunk: int = 5_000) -> Iterator[StoredEvent]:
+        """Stored events of one type in ``[start, end)``, in (occurred_at, id) order, ``chunk`` rows
+        per query (keyset pagination along ``ix_events_program_type_time``: each query starts where
+        the last one stopped, so memory is one chunk and no query sorts the whole history)."""
+        e = t.events
+        columns = select(e.c.occurred_at, e.c.id, e.c.organization_id, e.c.participant_id, e.c.payload)
+        base = columns.where(e.c.program_id == program_id, e.c.type == event_type, e.c.occurred_at < end)
+        last: tuple[datetime, int] | None = None
+        while True:
+            if last is None:
+                query = base.where(e.c.occurred_at >= start)
+            else:
+                query = base.where(e.c.occurred_at >= last[0],
+                                   or_(e.c.occurred_at > last[0], e.c.id > last[1]))
+            rows = self.conn.execute(query.order_by(e.c.occurred_at, e.c.id).limit(chunk)).all()
+            for at, event_id, org_id, person_id, payload in rows:
+                yield at, event_id, event_type, org_id, person_id, payload
+            if len(rows) < chunk:
+                return
+            last = (rows[-1][0], rows[-1][1])
+
+    def subjects(self, program_id: int, organization_ids: Collection[int],
+                 participant_ids: Collection[int]) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+        """Organizations and participants by id, as ``SqlPrograms`` returns them, in one query each."""
+        o, p = t.organizations, t.participants
+        orgs: dict[int, dict[str, Any]] = {}
+        people: dict[int, dict[str, Any]] = {}
+        for ids in _batches(sorted(organization_ids)):
+            for row in self.conn.execute(select(o).where(o.c.program_id == program_id, o.c.id.in_(ids))):
+                orgs[row.id] = dict(row._mapping)
+        for ids in _batches(sorted(participant_ids)):
+            for row in self.conn.execute(select(p).where(p.c.program_id == program_id, p.c.id.in_(ids))):
+                people[row.id] = dict(row._mapping)
+        return orgs, people
+
+
+def _batches(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    for begin in range(0, len(ids), size):
+        yield ids[begin:begin + size]
 

@@ -54,6 +54,9 @@ users = Table(
     Column("password_hash", String(300), nullable=False),
     Column("is_active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Set for an organization admin's sign-in (web pages for their own organization only); NULL for
+    # operator staff. No foreign key: participants reference organizations, which reference users.
+    Column("participant_id", BigInteger, nullable=True),
 )
 
 organizations = Table(
@@ -318,6 +321,7 @@ outbox_receipts = Table(
 from allegiance.storage import (  # noqa: E402, F401  (registration imports, after ``metadata`` exists)
     tables_coop,
     tables_partners,
+    tables_referrals,
     tables_rewards,
     tables_rules,
     tables_tiers,

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, String, cast, func, literal, or_, select
 
 from allegiance.storage import tables as t
+from allegiance.storage.tables_coop import coop_claims as claims_table
+from allegiance.storage.tables_rewards import redemptions as redemptions_table
+from allegiance.storage.tables_tiers import tier_status
 
 
 def programs(conn: Connection) -> list[dict[str, Any]]:
@@ -112,3 +115,118 @@ def organization_totals(conn: Connection, program_id: int, organization_id: int)
         .where(a.c.program_id == program_id, a.c.organization_id == organization_id)
         .group_by(a.c.unit, a.c.kind, personal).order_by(a.c.unit))
     return [{"unit": r.unit, "kind": r.kind, "personal": bool(r.personal), "total": int(r.total)} for r in rows]
+
+
+# -- issue 4: organization admins, redemptions, names, tiers, co-op claims ---------------------------------
+
+
+def org_admin_of(conn: Connection, participant_id: int) -> dict[str, Any] | None:
+    """The participant behind an organization admin's sign-in, with their program (one query)."""
+    p, prog = t.participants, t.programs
+    row = conn.execute(
+        select(p.c.id, p.c.program_id, p.c.organization_id, p.c.name, p.c.role, p.c.is_org_admin, p.c.status,
+               prog.c.name.label("program_name"), prog.c.settings.label("program_settings"))
+        .join(prog, prog.c.id == p.c.program_id).where(p.c.id == participant_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def subtree(conn: Connection, program_id: int, root: int) -> set[int]:
+    """An organization and everything below it, in one recursive query (bounded depth)."""
+    o = t.organizations
+    tree = (select(o.c.id, literal(0).label("depth"))
+            .where(o.c.program_id == program_id, o.c.id == root).cte("tree", recursive=True))
+    above, child = tree.alias("above"), o.alias("child")
+    tree = tree.union_all(
+        select(child.c.id, (above.c.depth + 1).label("depth"))
+        .where(child.c.parent_id == above.c.id, child.c.program_id == program_id, above.c.depth < 64))
+    return {int(i) for i in conn.execute(select(tree.c.id)).scalars()}
+
+
+def names(conn: Connection, program_id: int, organization_ids: Collection[int],
+          participant_ids: Collection[int]) -> tuple[dict[int, str], dict[int, str]]:
+    """Names of organizations and people for a page's rows: two queries whatever the number of rows."""
+    o, p = t.organizations, t.participants
+    orgs: dict[int, str] = {}
+    people: dict[int, str] = {}
+    if organization_ids:
+        orgs = {int(r.id): r.name for r in conn.execute(select(o.c.id, o.c.name).where(
+            o.c.program_id == program_id, o.c.id.in_(sorted(set(organization_ids)))))}
+    if participant_ids:
+        people = {int(r.id): r.name for r in conn.execute(select(p.c.id, p.c.name).where(
+            p.c.program_id == program_id, p.c.id.in_(sorted(set(participant_ids)))))}
+    return orgs, people
+
+
+def redemptions(conn: Connection, program_id: int, *, visible: Collection[int] | None, status: str | None,
+                waiting_for: str | None = None, cursor: int | None = None, newest_first: bool = False,
+                limit: int = 50) -> list[dict[str, Any]]:
+    """Redemptions with the organization's, payer's and recipient's names (``limit + 1`` rows).
+
+    ``waiting_for`` keeps those whose outstanding approvals include that step (``manager``,
+    ``operator``): the JSON list is matched as text, which reads the same on SQLite and PostgreSQL
+    because step names are plain words. Queues read oldest first, histories newest first."""
+    r = redemptions_table
+    o, payer, recipient = t.organizations, t.participants.alias("payer"), t.participants.alias("recipient")
+    query = (select(r.c.id, r.c.organization_id, r.c.item_code, r.c.item_name, r.c.category, r.c.unit,
+                    r.c.quantity, r.c.cost, r.c.source, r.c.status, r.c.approvals_outstanding, r.c.created_at,
+                    r.c.expires_at, r.c.participant_id, r.c.recipient_participant_id,
+                    o.c.name.label("organization_name"), payer.c.name.label("participant_name"),
+                    recipient.c.name.label("recipient_name"))
+             .join(o, o.c.id == r.c.organization_id)
+             .outerjoin(payer, payer.c.id == r.c.participant_id)
+             .outerjoin(recipient, recipient.c.id == r.c.recipient_participant_id)
+             .where(r.c.program_id == program_id))
+    if visible is not None:
+        query = query.where(r.c.organization_id.in_(sorted(visible)))
+    if status is not None:
+        query = query.where(r.c.status == status)
+    if waiting_for is not None:
+        query = query.where(cast(r.c.approvals_outstanding, String).like(f'%"{waiting_for}"%'))
+    if cursor is not None:
+        query = query.where(r.c.id < cursor if newest_first else r.c.id > cursor)
+    order = r.c.id.desc() if newest_first else r.c.id
+    return [dict(row._mapping) for row in conn.execute(query.order_by(order).limit(limit + 1))]
+
+
+def status_counts(conn: Connection, table: Any, program_id: int,
+                  visible: Collection[int] | None = None) -> dict[str, int]:
+    """How many rows of a status-bearing table (redemptions, co-op claims) are in each status."""
+    query = select(table.c.status, func.count()).where(table.c.program_id == program_id)
+    if visible is not None:
+        query = query.where(table.c.organization_id.in_(sorted(visible)))
+    return {str(s): int(n) for s, n in conn.execute(query.group_by(table.c.status))}
+
+
+def tier_counts(conn: Connection, program_id: int) -> dict[tuple[int, str | None], int]:
+    """Subjects per (ladder id, tier) as recorded in the tier status rows (None: below the first tier)."""
+    s = tier_status
+    rows = conn.execute(select(s.c.ladder_id, s.c.tier, func.count()).where(s.c.program_id == program_id)
+                        .group_by(s.c.ladder_id, s.c.tier))
+    return {(int(ladder), tier): int(n) for ladder, tier, n in rows}
+
+
+def tier_members(conn: Connection, program_id: int, ladder_id: int, tier: str, *, after: int = 0,
+                 limit: int = 50) -> list[dict[str, Any]]:
+    """Who holds ``tier`` on a ladder (``limit + 1`` rows by status id), with names and since when."""
+    s, o, p = tier_status, t.organizations, t.participants
+    query = (select(s.c.id, s.c.organization_id, s.c.participant_id, s.c.since, s.c.pending_tier, s.c.downgrade_at,
+                    o.c.name.label("organization_name"), p.c.name.label("participant_name"))
+             .join(o, o.c.id == s.c.organization_id).outerjoin(p, p.c.id == s.c.participant_id)
+             .where(s.c.program_id == program_id, s.c.ladder_id == ladder_id, s.c.tier == tier, s.c.id > after))
+    return [dict(r._mapping) for r in conn.execute(query.order_by(s.c.id).limit(limit + 1))]
+
+
+def coop_claims(conn: Connection, program_id: int, *, status: str | None, cursor: int | None = None,
+                newest_first: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+    """Co-op claims with the organization's name (``limit + 1`` rows); queues oldest first."""
+    c, o = claims_table, t.organizations
+    query = (select(c.c.id, c.c.organization_id, c.c.activity_type, c.c.description, c.c.cost, c.c.currency,
+                    c.c.activity_date, c.c.invoice_number, c.c.brand_count, c.c.unit, c.c.requested_amount,
+                    c.c.approved_amount, c.c.status, c.c.created_at, o.c.name.label("organization_name"))
+             .join(o, o.c.id == c.c.organization_id).where(c.c.program_id == program_id))
+    if status is not None:
+        query = query.where(c.c.status == status)
+    if cursor is not None:
+        query = query.where(c.c.id < cursor if newest_first else c.c.id > cursor)
+    order = c.c.id.desc() if newest_first else c.c.id
+    return [dict(r._mapping) for r in conn.execute(query.order_by(order).limit(limit + 1))]

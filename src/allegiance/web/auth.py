@@ -26,6 +26,7 @@ from allegiance.web.rendering import Money, with_query
 SESSION_COOKIE = "allegiance_session"
 SESSION_MAX_AGE = 12 * 60 * 60  # seconds; a working day, then log in again
 CSRF_FIELD = "csrf_token"
+ORG_ADMIN_HOME = "/my/approvals"
 
 
 class LoginRequired(Exception):
@@ -42,6 +43,18 @@ class CsrfFailed(Exception):
 
 class NoProgram(Exception):
     """Logged in, but no program exists yet: the page explains how to create one."""
+
+
+class WrongArea(Exception):
+    """An organization admin on an operator page, or the reverse: redirected to their own start page."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+class AccessWithdrawn(Exception):
+    """An organization admin's sign-in whose participant left or lost the admin flag: logged out, 403."""
 
 
 def get_allegiance(request: Request) -> Allegiance:
@@ -107,6 +120,7 @@ class Operator:
     settings: ProgramSettings | None = None
     money: Money = field(init=False)
     role_labels: dict[str, str] = field(init=False)
+    area = "operator"  # which navigation the layout shows
 
     def __post_init__(self) -> None:
         self.money = Money(self.settings)
@@ -135,6 +149,8 @@ def operator(request: Request) -> Operator:
     if user is None or not user["is_active"]:
         log_out(request)
         raise LoginRequired(_request_path(request))
+    if user.get("participant_id") is not None:  # an organization admin: only the pages of web.org_admin
+        raise WrongArea(ORG_ADMIN_HOME)
     chosen = request.session.get("pid")
     program = next((p for p in programs if p["id"] == chosen), programs[0] if programs else None)
     settings = ProgramSettings.model_validate(program["settings"]) if program else None

@@ -36,6 +36,10 @@ def with_query(path: str, **params: Any) -> str:
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
+ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "PYG", "XAF", "XOF", "RWF"})
+THREE_DECIMAL = frozenset({"BHD", "KWD", "OMR", "JOD", "TND", "IQD", "LYD"})
+
+
 class Money:
     """Formats integer minor amounts with the program's units (``EUR/2`` → ``1,234.50 EUR``)."""
 
@@ -46,6 +50,14 @@ class Money:
     def __call__(self, amount: int, code: str, *, signed: bool = False) -> str:
         text = self.units.get(code, Unit(code, code)).format(int(amount))
         return f"+{text}" if signed and amount > 0 else text
+
+    def currency(self, amount: int, code: str) -> str:
+        """Money in an ISO 4217 currency's minor units (co-op claim costs): cents unless the currency
+        has none (JPY, KRW...) or three (BHD, KWD...); a program unit of that code wins."""
+        if code in self.units:
+            return self(amount, code)
+        scale = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+        return Unit(code, code, scale).format(int(amount))
 
 
 def account_label(row: Mapping[str, Any]) -> str:

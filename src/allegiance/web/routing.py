@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from allegiance.kernel.errors import AllegianceError, NotFound, ValidationFailed
-from allegiance.web.auth import CsrfFailed, LoginRequired, NoProgram, login_url
+from allegiance.web.auth import AccessWithdrawn, CsrfFailed, LoginRequired, NoProgram, WrongArea, login_url
 from allegiance.web.rendering import render
 
 SECURITY_HEADERS = {
@@ -39,6 +39,12 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
 def _failure(request: Request, exc: Exception) -> Response:
     if isinstance(exc, LoginRequired):
         return RedirectResponse(login_url(exc.next_url), status_code=303)
+    if isinstance(exc, WrongArea):
+        return RedirectResponse(exc.url, status_code=303)
+    if isinstance(exc, AccessWithdrawn):
+        return error_page(request, 403, "No longer an organization admin",
+                          "Your sign-in belongs to a person who is no longer an admin of their organization. "
+                          "Ask the program's operator if this is a mistake.")
     if isinstance(exc, CsrfFailed):
         return error_page(request, 403, "Form expired",
                           "This form was not sent from a page of this site or has expired. "
@@ -68,7 +74,8 @@ class WebRoute(APIRoute):
         async def page(request: Request) -> Response:
             try:
                 response = await handler(request)
-            except (LoginRequired, CsrfFailed, NoProgram, AllegianceError, RequestValidationError) as exc:
+            except (LoginRequired, WrongArea, AccessWithdrawn, CsrfFailed, NoProgram, AllegianceError,
+                    RequestValidationError) as exc:
                 response = _failure(request, exc)
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)

@@ -46,6 +46,17 @@ class QuoteRequest(BaseModel):
     occurred_at: datetime | None = Field(default=None, description="default: now")
 
 
+class SimulateRequest(BaseModel):
+    """A backtest: a draft document or a saved version, over [from, to)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    document: dict[str, Any] | None = Field(default=None, description="A draft rule set (see GET /rules/schema)")
+    version: int | None = Field(default=None, ge=1, le=MAX_ID, description="Or a saved version number")
+    start: datetime = Field(alias="from", description="First instant replayed (with a time zone offset)")
+    end: datetime = Field(alias="to", description="Replayed up to, not including, this instant")
+
+
 def _by(principal: Principal) -> str:
     return principal.idempotency_scope
 
@@ -148,6 +159,21 @@ def quote(app: AppDep, body: QuoteRequest,
         else:
             result["discount"] = None
     return result
+
+
+@router.post("/rules/simulate")
+def simulate(app: AppDep, body: SimulateRequest,
+             principal: Annotated[Principal, Depends(authorized(Action.SIMULATE_RULES))]) -> dict[str, Any]:
+    """Backtest before activating: replay the stored events of [from, to) through a draft rule set
+    (or a saved version) and report points and money issued, liability, organizations and people
+    affected, top earners, caps hit, pending awards and rules that never fired. Writes nothing."""
+    if (body.document is None) == (body.version is None):
+        raise ValidationFailed("give exactly one of document or version", field="document")
+    target: dict[str, Any] | int = body.document if body.document is not None else int(body.version or 0)
+    with app.read() as uow:
+        report = uow.rules.simulate(principal.program_id, target, body.start, body.end,
+                                    tiers=getattr(uow, "tiers", None))
+    return report.as_dict()
 
 
 def _plain(value: Any) -> Any:

@@ -1,7 +1,18 @@
 """One module per area of the pages; each exposes ``router`` built with ``routing.web_router``."""
 
-from allegiance.web.routes import accounts, auth, home, organizations
+from allegiance.web.routes import (
+    accounts,
+    approvals,
+    auth,
+    catalog,
+    coop,
+    home,
+    organizations,
+    redemptions,
+    rules,
+    tiers,
+)
 
-MODULES = (home, auth, organizations, accounts)
+MODULES = (home, auth, organizations, accounts, redemptions, approvals, catalog, rules, tiers, coop)
 
 __all__ = ["MODULES"]

@@ -25,6 +25,7 @@ router = web_router()
 PEOPLE_SHOWN = 100
 RECENT_TRANSACTIONS = 10
 HISTORY_PAGE = 50
+TIER_HISTORY = 10
 
 Text = Annotated[str | None, Query(max_length=100)]
 Cursor = Annotated[str | None, Query(max_length=200)]
@@ -86,13 +87,14 @@ def organization_detail(request: Request, operator: OperatorDep, organization_id
         totals = _totals(web_queries.organization_totals(uow.conn, program_id, organization_id))
         recent = window(web_queries.recent_transactions(uow.conn, program_id, organization_id,
                                                         limit=RECENT_TRANSACTIONS), RECENT_TRANSACTIONS)
+        tier = uow.tiers.standing(program_id, organization_id, history=TIER_HISTORY)
     history_url = f"/organizations/{organization_id}/transactions"
     return render(request, "organizations/detail.html", {
         "operator": operator, "organization": organization, "ancestors": ancestors, "children": children,
         "people": people.items, "more_people": people.next_cursor is not None, "people_shown": PEOPLE_SHOWN,
         "accounts": accounts, "totals": totals, "transactions": recent.items,
         "more_url": with_query(history_url, cursor=recent.next_cursor) if recent.next_cursor else None,
-        "history_url": history_url,
+        "history_url": history_url, "tier": tier if tier["ladder"] else None,
     })
 
 
