@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from allegiance.kernel.clock import Clock
 from allegiance.storage.outbox import emit
+from allegiance.storage.rows import all_rows, one_row
 from allegiance.storage.tables_coop import (
     coop_budget_usage,
     coop_claim_history,
@@ -25,18 +24,9 @@ from allegiance.storage.tables_coop import (
     coop_proofs,
     coop_settings,
 )
-from allegiance.storage.upsert import insert_ignore
+from allegiance.storage.upsert import insert_ignore, insert_new_id, save_program_document
 
 PROOF_META = [c for c in coop_proofs.c if c.name != "content"]
-
-
-def _one(conn: Connection, query: Any) -> dict[str, Any] | None:
-    row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
-
-
-def _all(conn: Connection, query: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in conn.execute(query)]
 
 
 class SqlCoop:
@@ -44,37 +34,25 @@ class SqlCoop:
         self.conn = conn
         self.clock = clock
 
-    def _insert_new(self, table: Any, values: dict[str, Any], conflict: list[str]) -> int | None:
-        dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        query = (dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
-                 .returning(table.c.id))
-        value = self.conn.execute(query).scalar()
-        return int(value) if value is not None else None
-
     # -- settings -------------------------------------------------------------------------------
     def settings(self, program_id: int) -> dict[str, Any] | None:
         s = coop_settings
-        return _one(self.conn, select(s).where(s.c.program_id == program_id))
+        return one_row(self.conn, select(s).where(s.c.program_id == program_id))
 
     def save_settings(self, program_id: int, document: dict[str, Any], by: str) -> None:
-        s = coop_settings
-        now = self.clock.now()
-        insert_ignore(self.conn, s, {"program_id": program_id, "document": document, "updated_by": by,
-                                     "updated_at": now}, ["program_id"])
-        self.conn.execute(update(s).where(s.c.program_id == program_id)
-                          .values(document=document, updated_by=by, updated_at=now))
+        save_program_document(self.conn, coop_settings, program_id, document, by=by, at=self.clock.now())
 
     # -- claims ---------------------------------------------------------------------------------
     def insert_claim(self, values: dict[str, Any]) -> int | None:
-        return self._insert_new(coop_claims, values, ["program_id", "organization_id", "invoice_key"])
+        return insert_new_id(self.conn, coop_claims, values, ["program_id", "organization_id", "invoice_key"])
 
     def claim(self, program_id: int, claim_id: int) -> dict[str, Any] | None:
         c = coop_claims
-        return _one(self.conn, select(c).where(c.c.id == claim_id, c.c.program_id == program_id))
+        return one_row(self.conn, select(c).where(c.c.id == claim_id, c.c.program_id == program_id))
 
     def claim_by_invoice(self, program_id: int, organization_id: int, invoice_key: str) -> dict[str, Any] | None:
         c = coop_claims
-        return _one(self.conn, select(c).where(c.c.program_id == program_id, c.c.organization_id == organization_id,
+        return one_row(self.conn, select(c).where(c.c.program_id == program_id, c.c.organization_id == organization_id,
                                                c.c.invoice_key == invoice_key))
 
     def claims(self, program_id: int, *, visible: set[int] | None, after: int = 0, limit: int = 50,
@@ -87,7 +65,7 @@ class SqlCoop:
             query = query.where(c.c.status == status)
         if organization_id is not None:
             query = query.where(c.c.organization_id == organization_id)
-        return _all(self.conn, query.order_by(c.c.id).limit(limit + 1))
+        return all_rows(self.conn, query.order_by(c.c.id).limit(limit + 1))
 
     def move_claim(self, claim_id: int, version: int, values: dict[str, Any]) -> bool:
         c = coop_claims
@@ -100,7 +78,7 @@ class SqlCoop:
 
     def history(self, claim_id: int) -> list[dict[str, Any]]:
         h = coop_claim_history
-        return _all(self.conn, select(h.c.from_status, h.c.to_status, h.c.actor, h.c.note, h.c.at)
+        return all_rows(self.conn, select(h.c.from_status, h.c.to_status, h.c.actor, h.c.note, h.c.at)
                     .where(h.c.claim_id == claim_id).order_by(h.c.id))
 
     # -- yearly budget ---------------------------------------------------------------------------
@@ -128,11 +106,11 @@ class SqlCoop:
 
     # -- proofs ------------------------------------------------------------------------------------
     def insert_proof(self, values: dict[str, Any]) -> int | None:
-        return self._insert_new(coop_proofs, values, ["claim_id", "sha256"])
+        return insert_new_id(self.conn, coop_proofs, values, ["claim_id", "sha256"])
 
     def proofs(self, claim_id: int) -> list[dict[str, Any]]:
         p = coop_proofs
-        return _all(self.conn, select(*PROOF_META).where(p.c.claim_id == claim_id).order_by(p.c.id))
+        return all_rows(self.conn, select(*PROOF_META).where(p.c.claim_id == claim_id).order_by(p.c.id))
 
     def proof_count(self, claim_id: int) -> int:
         p = coop_proofs
@@ -140,11 +118,11 @@ class SqlCoop:
 
     def proof(self, claim_id: int, proof_id: int) -> dict[str, Any] | None:
         p = coop_proofs
-        return _one(self.conn, select(p).where(p.c.claim_id == claim_id, p.c.id == proof_id))
+        return one_row(self.conn, select(p).where(p.c.claim_id == claim_id, p.c.id == proof_id))
 
     def proof_by_hash(self, claim_id: int, sha256: str) -> dict[str, Any] | None:
         p = coop_proofs
-        return _one(self.conn, select(*PROOF_META).where(p.c.claim_id == claim_id, p.c.sha256 == sha256))
+        return one_row(self.conn, select(*PROOF_META).where(p.c.claim_id == claim_id, p.c.sha256 == sha256))
 
     # -- plans ---------------------------------------------------------------------------------------
     def insert_plan(self, values: dict[str, Any]) -> int:
@@ -152,7 +130,7 @@ class SqlCoop:
 
     def plan(self, program_id: int, plan_id: int) -> dict[str, Any] | None:
         p = coop_plans
-        return _one(self.conn, select(p).where(p.c.id == plan_id, p.c.program_id == program_id))
+        return one_row(self.conn, select(p).where(p.c.id == plan_id, p.c.program_id == program_id))
 
     def plans(self, program_id: int, *, visible: set[int] | None, after: int = 0, limit: int = 50,
               status: str | None = None) -> list[dict[str, Any]]:
@@ -162,7 +140,7 @@ class SqlCoop:
             query = query.where(p.c.organization_id.in_(sorted(visible)))
         if status is not None:
             query = query.where(p.c.status == status)
-        return _all(self.conn, query.order_by(p.c.id).limit(limit + 1))
+        return all_rows(self.conn, query.order_by(p.c.id).limit(limit + 1))
 
     def move_plan(self, plan_id: int, version: int, values: dict[str, Any]) -> bool:
         p = coop_plans

@@ -9,11 +9,7 @@ from sqlalchemy import Connection, insert, select, update
 from allegiance.kernel.clock import Clock
 from allegiance.storage import tables as t
 from allegiance.storage.outbox import emit
-
-
-def _one(conn: Connection, query: Any) -> dict[str, Any] | None:
-    row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
+from allegiance.storage.rows import one_row
 
 
 class SqlPrograms:
@@ -22,10 +18,10 @@ class SqlPrograms:
         self.clock = clock
 
     def program(self, program_id: int) -> dict[str, Any] | None:
-        return _one(self.conn, select(t.programs).where(t.programs.c.id == program_id))
+        return one_row(self.conn, select(t.programs).where(t.programs.c.id == program_id))
 
     def program_by_slug(self, slug: str) -> dict[str, Any] | None:
-        return _one(self.conn, select(t.programs).where(t.programs.c.slug == slug))
+        return one_row(self.conn, select(t.programs).where(t.programs.c.slug == slug))
 
     def insert_program(self, values: dict[str, Any]) -> int:
         return int(self.conn.execute(insert(t.programs).values(**values).returning(t.programs.c.id)).scalar_one())
@@ -35,11 +31,11 @@ class SqlPrograms:
 
     def organization(self, program_id: int, organization_id: int) -> dict[str, Any] | None:
         o = t.organizations
-        return _one(self.conn, select(o).where(o.c.id == organization_id, o.c.program_id == program_id))
+        return one_row(self.conn, select(o).where(o.c.id == organization_id, o.c.program_id == program_id))
 
     def organization_by_external_id(self, program_id: int, external_id: str) -> dict[str, Any] | None:
         o = t.organizations
-        return _one(self.conn, select(o).where(o.c.external_id == external_id, o.c.program_id == program_id))
+        return one_row(self.conn, select(o).where(o.c.external_id == external_id, o.c.program_id == program_id))
 
     def ancestors(self, program_id: int, organization_id: int) -> list[int]:
         """Walk up the parent chain (bounded: hierarchies are shallow, and a cycle cannot be stored)."""
@@ -63,11 +59,11 @@ class SqlPrograms:
 
     def participant(self, program_id: int, participant_id: int) -> dict[str, Any] | None:
         p = t.participants
-        return _one(self.conn, select(p).where(p.c.id == participant_id, p.c.program_id == program_id))
+        return one_row(self.conn, select(p).where(p.c.id == participant_id, p.c.program_id == program_id))
 
     def participant_by_external_id(self, program_id: int, external_id: str) -> dict[str, Any] | None:
         p = t.participants
-        return _one(self.conn, select(p).where(p.c.external_id == external_id, p.c.program_id == program_id))
+        return one_row(self.conn, select(p).where(p.c.external_id == external_id, p.c.program_id == program_id))
 
     def insert_participant(self, values: dict[str, Any]) -> int:
         return int(self.conn.execute(

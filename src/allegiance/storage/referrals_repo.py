@@ -11,18 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from allegiance.kernel.clock import Clock
 from allegiance.storage.outbox import emit
+from allegiance.storage.rows import one_row
 from allegiance.storage.tables_referrals import referral_codes, referral_settings, referrals
-from allegiance.storage.upsert import insert_ignore
-
-
-def _one(conn: Connection, query: Any) -> dict[str, Any] | None:
-    row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
+from allegiance.storage.upsert import insert_new_id, save_program_document
 
 
 class SqlReferrals:
@@ -30,38 +24,26 @@ class SqlReferrals:
         self.conn = conn
         self.clock = clock
 
-    def _insert_new(self, table: Any, values: dict[str, Any], conflict: list[str]) -> int | None:
-        dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        query = (dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
-                 .returning(table.c.id))
-        value = self.conn.execute(query).scalar()
-        return int(value) if value is not None else None
-
     # -- settings -------------------------------------------------------------------------------
     def settings(self, program_id: int) -> dict[str, Any] | None:
         s = referral_settings
-        return _one(self.conn, select(s).where(s.c.program_id == program_id))
+        return one_row(self.conn, select(s).where(s.c.program_id == program_id))
 
     def save_settings(self, program_id: int, document: dict[str, Any], by: str) -> None:
-        s = referral_settings
-        now = self.clock.now()
-        insert_ignore(self.conn, s, {"program_id": program_id, "document": document, "updated_by": by,
-                                     "updated_at": now}, ["program_id"])
-        self.conn.execute(update(s).where(s.c.program_id == program_id)
-                          .values(document=document, updated_by=by, updated_at=now))
+        save_program_document(self.conn, referral_settings, program_id, document, by=by, at=self.clock.now())
 
     # -- codes ------------------------------------------------------------------------------------
     def code_of(self, program_id: int, participant_id: int) -> dict[str, Any] | None:
         c = referral_codes
-        return _one(self.conn, select(c).where(c.c.program_id == program_id, c.c.participant_id == participant_id,
+        return one_row(self.conn, select(c).where(c.c.program_id == program_id, c.c.participant_id == participant_id,
                                                c.c.active.is_(True)).order_by(c.c.id.desc()))
 
     def code(self, program_id: int, code: str) -> dict[str, Any] | None:
         c = referral_codes
-        return _one(self.conn, select(c).where(c.c.program_id == program_id, c.c.code == code))
+        return one_row(self.conn, select(c).where(c.c.program_id == program_id, c.c.code == code))
 
     def insert_code(self, values: dict[str, Any]) -> bool:
-        return self._insert_new(referral_codes, values, ["program_id", "code"]) is not None
+        return insert_new_id(self.conn, referral_codes, values, ["program_id", "code"]) is not None
 
     def retire_codes(self, program_id: int, participant_id: int) -> None:
         c = referral_codes
@@ -80,15 +62,15 @@ class SqlReferrals:
 
     # -- referrals ----------------------------------------------------------------------------------
     def insert_referral(self, values: dict[str, Any]) -> int | None:
-        return self._insert_new(referrals, values, ["program_id", "referred_organization_id"])
+        return insert_new_id(self.conn, referrals, values, ["program_id", "referred_organization_id"])
 
     def referral(self, program_id: int, referral_id: int) -> dict[str, Any] | None:
         r = referrals
-        return _one(self.conn, select(r).where(r.c.id == referral_id, r.c.program_id == program_id))
+        return one_row(self.conn, select(r).where(r.c.id == referral_id, r.c.program_id == program_id))
 
     def referral_of(self, program_id: int, organization_id: int) -> dict[str, Any] | None:
         r = referrals
-        return _one(self.conn, select(r).where(r.c.program_id == program_id,
+        return one_row(self.conn, select(r).where(r.c.program_id == program_id,
                                                r.c.referred_organization_id == organization_id))
 
     def count_since(self, program_id: int, since: datetime, *, code_id: int | None = None,

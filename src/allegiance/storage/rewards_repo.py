@@ -18,6 +18,7 @@ from sqlalchemy import BigInteger, Connection, and_, cast, func, insert, or_, se
 from allegiance.kernel.clock import Clock
 from allegiance.storage import tables as t
 from allegiance.storage.outbox import emit
+from allegiance.storage.rows import all_rows, one_row
 from allegiance.storage.tables_rewards import (
     concierge_requests,
     donations,
@@ -28,15 +29,6 @@ from allegiance.storage.tables_rewards import (
     reward_policies,
 )
 from allegiance.storage.upsert import insert_ignore
-
-
-def _one(conn: Connection, query: Any) -> dict[str, Any] | None:
-    row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
-
-
-def _all(conn: Connection, query: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in conn.execute(query)]
 
 
 class SqlRewards:
@@ -50,11 +42,11 @@ class SqlRewards:
 
     def item(self, program_id: int, item_id: int) -> dict[str, Any] | None:
         i = reward_items
-        return _one(self.conn, select(i).where(i.c.id == item_id, i.c.program_id == program_id))
+        return one_row(self.conn, select(i).where(i.c.id == item_id, i.c.program_id == program_id))
 
     def item_by_code(self, program_id: int, code: str) -> dict[str, Any] | None:
         i = reward_items
-        return _one(self.conn, select(i).where(i.c.code == code, i.c.program_id == program_id))
+        return one_row(self.conn, select(i).where(i.c.code == code, i.c.program_id == program_id))
 
     def update_item(self, item_id: int, values: dict[str, Any]) -> None:
         self.conn.execute(update(reward_items).where(reward_items.c.id == item_id).values(**values))
@@ -69,7 +61,7 @@ class SqlRewards:
             query = query.where(i.c.category == category)
         if ids is not None:
             query = query.where(i.c.id.in_(list(ids)))
-        return _all(self.conn, query.order_by(i.c.id).limit(limit + 1))
+        return all_rows(self.conn, query.order_by(i.c.id).limit(limit + 1))
 
     def take_stock(self, item_id: int, quantity: int) -> bool:
         """Reserve ``quantity`` items; False when fewer are left. Unlimited items (NULL) never fail."""
@@ -89,7 +81,7 @@ class SqlRewards:
     # -- policies --------------------------------------------------------------------------------
     def policy(self, program_id: int, scope: str) -> dict[str, Any] | None:
         p = reward_policies
-        return _one(self.conn, select(p).where(p.c.program_id == program_id, p.c.scope == scope))
+        return one_row(self.conn, select(p).where(p.c.program_id == program_id, p.c.scope == scope))
 
     def save_policy(self, program_id: int, scope: str, organization_id: int | None, document: dict[str, Any],
                     by: str) -> None:
@@ -132,7 +124,7 @@ class SqlRewards:
 
     def redemption(self, program_id: int, redemption_id: int) -> dict[str, Any] | None:
         r = redemptions
-        return _one(self.conn, select(r).where(r.c.id == redemption_id, r.c.program_id == program_id))
+        return one_row(self.conn, select(r).where(r.c.id == redemption_id, r.c.program_id == program_id))
 
     def move_redemption(self, redemption_id: int, version: int, values: dict[str, Any]) -> bool:
         """Compare-and-set: applies only if nobody changed the redemption since ``version`` was read."""
@@ -146,7 +138,7 @@ class SqlRewards:
 
     def history(self, redemption_id: int) -> list[dict[str, Any]]:
         h = redemption_history
-        return _all(self.conn, select(h.c.from_status, h.c.to_status, h.c.actor, h.c.note, h.c.at)
+        return all_rows(self.conn, select(h.c.from_status, h.c.to_status, h.c.actor, h.c.note, h.c.at)
                     .where(h.c.redemption_id == redemption_id).order_by(h.c.id))
 
     def redemptions(self, program_id: int, *, visible: set[int] | None, participant_id: int | None = None,
@@ -165,11 +157,11 @@ class SqlRewards:
             query = query.where(r.c.status == status)
         if organization_id is not None:
             query = query.where(r.c.organization_id == organization_id)
-        return _all(self.conn, query.order_by(r.c.id).limit(limit + 1))
+        return all_rows(self.conn, query.order_by(r.c.id).limit(limit + 1))
 
     def due_redemptions(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         r = redemptions
-        return _all(self.conn, select(r.c.program_id, r.c.id).where(
+        return all_rows(self.conn, select(r.c.program_id, r.c.id).where(
             r.c.status.in_(["pending_approval", "approved"]), r.c.expires_at <= now).order_by(r.c.id).limit(limit))
 
     def gift_register(self, program_id: int, year: int, visible: set[int] | None) -> list[dict[str, Any]]:
@@ -191,7 +183,7 @@ class SqlRewards:
                  .order_by(r.c.cap_participant_id, r.c.unit))
         if visible is not None:
             query = query.where(r.c.organization_id.in_(sorted(visible)))
-        return _all(self.conn, query)
+        return all_rows(self.conn, query)
 
     # -- donations ------------------------------------------------------------------------------
     def insert_donation(self, values: dict[str, Any]) -> int:
@@ -202,7 +194,7 @@ class SqlRewards:
                           .values(receipt_number=receipt_number))
 
     def donation_for(self, redemption_id: int) -> dict[str, Any] | None:
-        return _one(self.conn, select(donations).where(donations.c.redemption_id == redemption_id))
+        return one_row(self.conn, select(donations).where(donations.c.redemption_id == redemption_id))
 
     def donations(self, program_id: int, *, visible: set[int] | None, after: int = 0, limit: int = 50,
                   organization_id: int | None = None) -> list[dict[str, Any]]:
@@ -212,7 +204,7 @@ class SqlRewards:
             query = query.where(d.c.organization_id.in_(sorted(visible)))
         if organization_id is not None:
             query = query.where(d.c.organization_id == organization_id)
-        return _all(self.conn, query.order_by(d.c.id).limit(limit + 1))
+        return all_rows(self.conn, query.order_by(d.c.id).limit(limit + 1))
 
     def donation_statement(self, program_id: int, *, visible: set[int] | None,
                            organization_id: int | None = None) -> list[dict[str, Any]]:
@@ -229,7 +221,7 @@ class SqlRewards:
             query = query.where(d.c.organization_id.in_(sorted(visible)))
         if organization_id is not None:
             query = query.where(d.c.organization_id == organization_id)
-        return _all(self.conn, query)
+        return all_rows(self.conn, query)
 
     # -- concierge --------------------------------------------------------------------------------
     def insert_concierge(self, values: dict[str, Any]) -> int:
@@ -238,7 +230,7 @@ class SqlRewards:
 
     def concierge(self, program_id: int, request_id: int) -> dict[str, Any] | None:
         c = concierge_requests
-        return _one(self.conn, select(c).where(c.c.id == request_id, c.c.program_id == program_id))
+        return one_row(self.conn, select(c).where(c.c.id == request_id, c.c.program_id == program_id))
 
     def move_concierge(self, request_id: int, version: int, values: dict[str, Any]) -> bool:
         c = concierge_requests
@@ -256,11 +248,11 @@ class SqlRewards:
             query = query.where(c.c.participant_id == participant_id)
         if status is not None:
             query = query.where(c.c.status == status)
-        return _all(self.conn, query.order_by(c.c.id).limit(limit + 1))
+        return all_rows(self.conn, query.order_by(c.c.id).limit(limit + 1))
 
     def due_quotes(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         c = concierge_requests
-        return _all(self.conn, select(c.c.program_id, c.c.id).where(
+        return all_rows(self.conn, select(c.c.program_id, c.c.id).where(
             and_(c.c.status == "quoted", c.c.quote_expires_at <= now)).order_by(c.c.id).limit(limit))
 
     def emit(self, program_id: int, topic: str, payload: dict[str, Any], organization_id: int | None) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from allegiance.kernel.clock import Clock
 from allegiance.storage import tables as t
 from allegiance.storage.outbox import emit
+from allegiance.storage.rows import all_rows, one_row
 from allegiance.storage.tables_tiers import (
     discount_cards,
     store_credit_applications,
@@ -30,15 +31,6 @@ from allegiance.storage.tables_tiers import (
 )
 
 
-def _one(conn: Connection, query: Any) -> dict[str, Any] | None:
-    row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
-
-
-def _all(conn: Connection, query: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in conn.execute(query)]
-
-
 class SqlTiers:
     def __init__(self, conn: Connection, clock: Clock) -> None:
         self.conn = conn
@@ -48,11 +40,11 @@ class SqlTiers:
     # -- ladders and cards --------------------------------------------------------------------
     def ladders(self, program_id: int) -> list[dict[str, Any]]:
         lad = tier_ladders
-        return _all(self.conn, select(lad).where(lad.c.program_id == program_id).order_by(lad.c.id))
+        return all_rows(self.conn, select(lad).where(lad.c.program_id == program_id).order_by(lad.c.id))
 
     def ladder(self, program_id: int, code: str) -> dict[str, Any] | None:
         lad = tier_ladders
-        return _one(self.conn, select(lad).where(lad.c.program_id == program_id, lad.c.code == code))
+        return one_row(self.conn, select(lad).where(lad.c.program_id == program_id, lad.c.code == code))
 
     def insert_ladder(self, program_id: int, code: str, level: str, document: dict[str, Any], by: str) -> int:
         now = self.clock.now()
@@ -80,7 +72,7 @@ class SqlTiers:
 
     def card(self, program_id: int, organization_id: int) -> dict[str, Any] | None:
         c = discount_cards
-        return _one(self.conn, select(c).where(c.c.program_id == program_id, c.c.organization_id == organization_id))
+        return one_row(self.conn, select(c).where(c.c.program_id == program_id, c.c.organization_id == organization_id))
 
     def save_card(self, program_id: int, organization_id: int, document: dict[str, Any], by: str) -> None:
         values = {"document": document, "updated_by": by, "updated_at": self.clock.now()}
@@ -214,8 +206,9 @@ class SqlTiers:
     def manager(self, program_id: int, organization_id: int) -> dict[str, Any] | None:
         o, u = t.organizations, t.users
         for org in [organization_id, *self.ancestors(program_id, organization_id)]:
-            found = _one(self.conn, select(u.c.name, u.c.email).select_from(o.join(u, u.c.id == o.c.account_manager_id))
-                         .where(o.c.program_id == program_id, o.c.id == org))
+            managed = o.join(u, u.c.id == o.c.account_manager_id)
+            found = one_row(self.conn, select(u.c.name, u.c.email).select_from(managed)
+                            .where(o.c.program_id == program_id, o.c.id == org))
             if found is not None:
                 return found
         return None
@@ -226,11 +219,11 @@ class SqlTiers:
         query = select(s).where(s.c.ladder_id == ladder_id, s.c.subject == subject)
         if lock and self.conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        return _one(self.conn, query)
+        return one_row(self.conn, query)
 
     def statuses(self, ladder_id: int, subjects: Sequence[str]) -> list[dict[str, Any]]:
         s = tier_status
-        return _all(self.conn, select(s).where(s.c.ladder_id == ladder_id, s.c.subject.in_(list(subjects))))
+        return all_rows(self.conn, select(s).where(s.c.ladder_id == ladder_id, s.c.subject.in_(list(subjects))))
 
     def insert_status(self, values: dict[str, Any]) -> None:
         """Insert if absent: a concurrent writer that got there first wins (the caller re-reads and locks)."""
@@ -246,7 +239,7 @@ class SqlTiers:
 
     def history(self, ladder_id: int, subject: str, limit: int) -> list[dict[str, Any]]:
         h = tier_history
-        return _all(self.conn, select(h).where(h.c.ladder_id == ladder_id, h.c.subject == subject)
+        return all_rows(self.conn, select(h).where(h.c.ladder_id == ladder_id, h.c.subject == subject)
                     .order_by(h.c.id.desc()).limit(limit))
 
     # -- store credit applications ------------------------------------------------------------
