@@ -28,6 +28,7 @@ from allegiance.rules.contests import ContestsService
 from allegiance.rules.engine import NoRules, RuleEngine
 from allegiance.rules.service import RulesService
 from allegiance.storage.access_repo import SqlAccess
+from allegiance.storage.analytics_repo import SqlAnalytics
 from allegiance.storage.coop_repo import SqlCoop
 from allegiance.storage.database import Database
 from allegiance.storage.events_repo import SqlEvents
@@ -71,6 +72,7 @@ class UnitOfWork:
     partners: PartnersService
     partner_store: SqlPartners
     finance: FinanceService
+    analytics_store: SqlAnalytics
 
 
 class Allegiance:
@@ -110,6 +112,7 @@ class Allegiance:
             **referral_parts,
             **self._partners(conn, ledger, programs),
             **self._finance(conn, programs),
+            analytics_store=SqlAnalytics(conn, self.clock),
         )
         uow.referrals.bind(uow.events)
         return uow

@@ -189,10 +189,10 @@ class RulesService:
         return activated
 
     def compiled(self, program_id: int, version: int) -> CompiledRuleSet:
-        stored = self.port.version(program_id, version)
-        if stored is None:
+        compiled = self.port.compiled(program_id, version)
+        if compiled is None:
             raise NotFound(f"rule set version {version} not found", field="version")
-        return compile_rule_set(parse_rule_set(stored["document"]), version)
+        return compiled
 
     def is_idle(self, program_id: int) -> bool:
         return self.port.active(program_id) is None

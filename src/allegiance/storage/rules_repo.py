@@ -150,17 +150,25 @@ class SqlRules:
         s = r.rule_sets
         version = self.conn.execute(select(s.c.version).where(s.c.program_id == program_id,
                                                               s.c.status == "active")).scalar()
-        compiled = None
-        if version is not None:
-            compiled = caches.compiled_rules.get((program_id, version))
-            if compiled is None:
-                document = self.conn.execute(select(s.c.document).where(
-                    s.c.program_id == program_id, s.c.version == version)).scalar_one()
-                compiled = compile_rule_set(parse_rule_set(document), int(version))
-                if len(caches.compiled_rules) > 1000:
-                    caches.compiled_rules.clear()
-                caches.compiled_rules[(program_id, int(version))] = compiled
+        compiled = None if version is None else self.compiled(program_id, int(version))
         caches.rule_sets.put(program_id, (int(version or 0), compiled), epoch)
+        return compiled
+
+    def compiled(self, program_id: int, version: int) -> CompiledRuleSet | None:
+        """A stored version, compiled once per process: versions are immutable once saved, so the
+        cache never needs invalidating (releasing pending awards compiles their old versions)."""
+        caches = caches_of(self.conn)
+        compiled = caches.compiled_rules.get((program_id, version))
+        if compiled is None:
+            s = r.rule_sets
+            document = self.conn.execute(select(s.c.document).where(
+                s.c.program_id == program_id, s.c.version == version)).scalar()
+            if document is None:
+                return None
+            compiled = compile_rule_set(parse_rule_set(document), version)
+            if len(caches.compiled_rules) > 1000:
+                caches.compiled_rules.clear()
+            caches.compiled_rules[(program_id, version)] = compiled
         return compiled
 
     def declared_types(self, program_id: int) -> set[str]:

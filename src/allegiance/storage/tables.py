@@ -319,6 +319,7 @@ outbox_receipts = Table(
 # Each domain of issue 4 keeps its tables in its own module on this same metadata; importing them
 # here means anything that imports ``tables`` (migrations, tests, repositories) sees the whole schema.
 from allegiance.storage import (  # noqa: E402, F401  (registration imports, after ``metadata`` exists)
+    tables_analytics,
     tables_coop,
     tables_partners,
     tables_referrals,
