@@ -13,7 +13,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e .
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,spark]'
 
 demo: install  ## migrate an embedded SQLite database, load the demo program, serve on :8000
 	$(BIN)/allegiance demo --serve

@@ -22,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    bench_analytics_sql,
     bench_api_writes,
     bench_balance_read,
+    bench_churn,
+    bench_clv,
     bench_hot_accounts,
     bench_import,
+    bench_recommend,
     bench_rules,
     bench_server_memory,
 )
@@ -39,6 +43,10 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "import": bench_import.run,
     "server_memory": bench_server_memory.run,
     "rules": bench_rules.run,
+    "analytics_sql": bench_analytics_sql.run,
+    "churn": bench_churn.run,
+    "clv": bench_clv.run,
+    "recommend": bench_recommend.run,
 }
 RESULTS = REPO / "bench" / "results" / "latest.json"
 DOC = REPO / "docs" / "benchmarks.md"

@@ -216,6 +216,11 @@ def _values(column: Any) -> list[Any]:
     import pyarrow as pa
 
     kind = column.type
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        # Refused whether or not pandas is installed (with it, pyarrow would hand out pandas
+        # Timestamps and silently drop the nanoseconds further on).
+        column = column.cast(pa.timestamp("us", tz=kind.tz))  # raises ArrowInvalid on lost precision
+        kind = column.type
     if pa.types.is_timestamp(kind) and kind.tz in _UTC_NAMES and kind.unit in _MICROSECONDS:
         factor = _MICROSECONDS[kind.unit]
         try:

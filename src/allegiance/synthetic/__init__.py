@@ -8,6 +8,7 @@ Used for demos, benchmarks, importer tests and for checking that analytics recov
 from .context import EventSource, OrgContext
 from .generator import default_sources, generate
 from .model import (
+    CHURN_DRIVERS,
     EVENT_TYPES,
     ROLES,
     SEGMENTS,
@@ -22,6 +23,7 @@ from .model import (
 from .writer import EVENT_COLUMNS, iter_event_rows, write_dataset
 
 __all__ = [
+    "CHURN_DRIVERS",
     "EVENT_COLUMNS",
     "EVENT_TYPES",
     "ROLES",

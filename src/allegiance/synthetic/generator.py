@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from random import Random
 
+from ._drivers import complaints, quotes, surveys
 from .context import NEVER, EventSource, OrgContext
 from .generator_activity import contracts, departures, recycling, training
 from .generator_orders import orders
@@ -33,6 +34,10 @@ def default_sources() -> tuple[EventSource, ...]:
         EventSource("training", training),
         EventSource("recycling", recycling),
         EventSource("departures", departures),
+        # Latent churn drivers' signals (and their background noise): NPS, complaints, competitors.
+        EventSource("surveys", surveys),
+        EventSource("complaints", complaints),
+        EventSource("quotes", quotes),
     )
 
 

@@ -33,6 +33,8 @@ SEGMENTS: tuple[str, ...] = (
 )
 CHANNELS: tuple[str, ...] = ("email", "sms", "messenger", "phone")
 ORDER_CHANNELS: tuple[str, ...] = ("online", "dealer", "phone")
+# Why a drifting customer leaves (LatentProfile.churn_driver); see synthetic._drivers.
+CHURN_DRIVERS: tuple[str, ...] = ("satisfaction", "complaints", "champion_left", "competitor_price")
 CURRENCY = "EUR"
 
 
@@ -121,6 +123,8 @@ class LatentProfile:
     recycles: bool
     category_affinity: tuple[float, ...]  # relative line weights, in products.CATEGORIES order
     channel_weights: tuple[float, float, float]  # online, dealer, phone
+    # The planted primary reason a drifting customer leaves (one of CHURN_DRIVERS), None if it stays.
+    churn_driver: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,38 @@ _CATALOG: dict[str, dict[str, Any]] = {
     "participant.left": _schema(
         "A person left their organization",
         {"reason": {"type": "string", "minLength": 1}},
+    ),
+    "survey.answered": {
+        **_schema(
+            "A relationship survey answered with a Net Promoter Score",
+            {
+                "survey_id": _ID,
+                "nps": {"type": "integer", "minimum": 0, "maximum": 10},
+                "comment": {"type": "string"},
+            },
+        ),
+        "required": ["survey_id", "nps"],  # the comment is optional
+    },
+    "complaint.opened": _schema(
+        "A customer complaint was opened",
+        {
+            "complaint_id": _ID,
+            "category": _ID,
+            "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
+        },
+    ),
+    "price.objection": _schema(
+        "A buyer objected to a price, citing a competitor's offer",
+        {"competitor": _ID, "price_gap_pct": {"type": "number", "minimum": 0, "maximum": 100}},
+    ),
+    "quote.lost": _schema(
+        "A quote was lost to a competitor",
+        {
+            "quote_id": _ID,
+            "competitor": _ID,
+            "price_gap_pct": {"type": "number", "minimum": 0, "maximum": 100},
+            "amount_minor": _AMOUNT,
+        },
     ),
 }
 

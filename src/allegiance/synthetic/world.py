@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
 
+from ._drivers import churn_driver
 from .model import LatentProfile, OrganizationRecord, ParticipantRecord, SynthConfig
 from .names import COUNTRIES, COUNTRY_WEIGHTS, CompanyName, company_name, site_name, subsidiary_name
 from .people import staff
@@ -211,6 +212,8 @@ def build_world(config: SynthConfig) -> World:
         champions[org.external_id] = champion
 
     latent = {c.external_id: _profile(rng, c, champions[c.external_id]) for c in drafts}
+    # Drawn from per-customer streams of their own, so the world's stream above is unchanged.
+    latent = {k: replace(p, churn_driver=churn_driver(config.seed, p)) for k, p in latent.items()}
     return World(config, tl, orgs, participants, latent, members)
 
 
