@@ -11,8 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Connection
 
+from allegiance.analytics.report import ProgramMoney
+from allegiance.analytics.service import AnalyticsService
 from allegiance.config import Settings
 from allegiance.coop.service import CoopService
 from allegiance.events.service import EventsService
@@ -40,6 +43,7 @@ from allegiance.storage.referrals_repo import SqlReferrals
 from allegiance.storage.rewards_repo import SqlRewards
 from allegiance.storage.rules_repo import SqlRules
 from allegiance.storage.tiers_repo import SqlTiers
+from allegiance.tiers.model import Level
 from allegiance.tiers.service import TiersService
 from allegiance.tiers.store_credit import StoreCreditService
 
@@ -73,6 +77,40 @@ class UnitOfWork:
     partner_store: SqlPartners
     finance: FinanceService
     analytics_store: SqlAnalytics
+    analytics: AnalyticsService
+
+
+class AnalyticsContext:
+    """What analytics reads from the other domains: the program's liability and point value
+    (finance, program settings) and each organization's distance to its next tier."""
+
+    def __init__(self, store: SqlAnalytics, programs: ProgramsService, finance: FinanceService,
+                 tiers: TiersService) -> None:
+        self.store, self.programs, self.finance, self.tiers = store, programs, finance, tiers
+
+    def money(self, program_id: int) -> ProgramMoney:
+        settings = self.programs.settings(program_id)
+        unit = settings.unit(settings.default_unit)
+        cost = unit.cost_per_point if unit else None
+        liability = sum(int(line["value"]["amount_minor"]) for line in self.finance.liability(program_id)["units"]
+                        if line["value"] is not None)
+        return ProgramMoney(liability, cost.minor / cost.per_points if cost else None)
+
+    def tier_progress(self, program_id: int) -> pl.DataFrame | None:
+        if self.tiers.ladder_at(program_id, Level.ORGANIZATION) is None:
+            return None
+        rows = []
+        for org_id, external_id in self.store.organization_keys(program_id).items():
+            standing = self.tiers.standing(program_id, org_id, history=0)
+            ahead = standing.get("progress")
+            if not ahead or not ahead["criteria"]:
+                continue
+            binding = max(ahead["criteria"], key=lambda g: g["remaining"] / max(g["required"], 1))
+            rows.append((external_id, standing["tier"] or "none", ahead["tier"], float(binding["current"]),
+                         float(binding["required"])))
+        return pl.DataFrame(rows, schema={"org": pl.String(), "tier": pl.String(), "next_tier": pl.String(),
+                                          "progress_value": pl.Float64(), "next_threshold": pl.Float64()},
+                            orient="row")
 
 
 class Allegiance:
@@ -112,7 +150,7 @@ class Allegiance:
             **referral_parts,
             **self._partners(conn, ledger, programs),
             **self._finance(conn, programs),
-            analytics_store=SqlAnalytics(conn, self.clock),
+            **self._analytics(conn, programs, tier_parts["tiers"]),
         )
         uow.referrals.bind(uow.events)
         return uow
@@ -141,6 +179,12 @@ class Allegiance:
     def _partners(self, conn: Connection, ledger: LedgerService, programs: ProgramsService) -> dict[str, Any]:
         store = SqlPartners(conn, self.clock)
         return {"partners": PartnersService(store, ledger, programs, self.clock), "partner_store": store}
+
+    def _analytics(self, conn: Connection, programs: ProgramsService, tiers: TiersService) -> dict[str, Any]:
+        store = SqlAnalytics(conn, self.clock)
+        finance = FinanceService(SqlFinance(conn, self.clock), programs, self.clock)
+        context = AnalyticsContext(store, programs, finance, tiers)
+        return {"analytics_store": store, "analytics": AnalyticsService(store, self.clock, context)}
 
     def _finance(self, conn: Connection, programs: ProgramsService) -> dict[str, Any]:
         return {"finance": FinanceService(SqlFinance(conn, self.clock), programs, self.clock)}

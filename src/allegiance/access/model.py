@@ -75,6 +75,9 @@ class Action(StrEnum):
     PARTNER_SETTLEMENT = "partners:settlement"
     READ_FINANCE = "finance:read"
     RUN_FINANCE_JOBS = "finance:jobs"
+    # analytics (issue 5): operators only; results name organizations across the whole program
+    READ_ANALYTICS = "analytics:read"
+    MANAGE_ANALYTICS = "analytics:write"  # settings, segments, runs and on-demand evaluations
 
 
 _ALL = frozenset(Action)

@@ -112,11 +112,12 @@ def _seed_ledger(app: Allegiance, program_id: int, settings: ProgramSettings) ->
             for (org, person, year, quarter), points in items[start:start + 400]:
                 if points <= 0:
                     continue
-                earned = datetime(year, quarter * 3 + 1, 1, tzinfo=UTC) + timedelta(days=95)
+                earned = min(datetime(year, quarter * 3 + 1, 1, tzinfo=UTC) + timedelta(days=95), app.clock.now())
                 uow.ledger.award(program_id, "PTS", points, organization_id=org, participant_id=person,
                                  split=settings.award_split, expiry=settings.expiry, earned_at=earned,
                                  memo=f"Paid invoices Q{quarter + 1} {year}",
-                                 metadata={"source": "demo seeding", "quarter": f"{year}Q{quarter + 1}"})
+                                 metadata={"source": "demo seeding", "quarter": f"{year}Q{quarter + 1}",
+                                           "earned_at": earned.isoformat()})
                 awards += 1
     return awards
 

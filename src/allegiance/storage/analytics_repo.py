@@ -9,17 +9,18 @@ than on generated data. Organizations and people are renamed to their external i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 import polars as pl
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, bindparam, func, select
 
 from allegiance.analytics.frames import SCHEMAS, FrameBuilder, Frames
 from allegiance.kernel.clock import Clock
 from allegiance.storage import tables as t
 from allegiance.storage import tables_analytics as a
+from allegiance.storage import tables_tiers as tt
 from allegiance.storage.rows import all_rows, one_row
 from allegiance.storage.upsert import insert_ignore
 
@@ -91,20 +92,62 @@ class SqlAnalytics:
 
     def _program(self, program_id: int, org_keys: dict[int, str], person_keys: dict[int, str],
                  until: datetime | None) -> pl.DataFrame:
-        tx, po, ac = t.transactions, t.postings, t.accounts
-        query = (select(ac.c.organization_id, ac.c.participant_id, tx.c.created_at, tx.c.kind, po.c.amount)
-                 .select_from(po.join(tx, tx.c.id == po.c.transaction_id).join(ac, ac.c.id == po.c.account_id))
+        tx, po, ac, ev = t.transactions, t.postings, t.accounts, t.events
+        # When a movement happened: an award caused by an event happened when the event did
+        # (imported history is posted today but was earned back then), a back-dated award when its
+        # metadata says it was earned; anything else when it was posted.
+        query = (select(ac.c.organization_id, ac.c.participant_id, ev.c.occurred_at, tx.c.created_at, tx.c.metadata,
+                        tx.c.kind, po.c.amount)
+                 .select_from(po.join(tx, tx.c.id == po.c.transaction_id).join(ac, ac.c.id == po.c.account_id)
+                              .outerjoin(ev, ev.c.id == tx.c.event_id))
                  .where(po.c.program_id == program_id, tx.c.kind.in_(EARNING + REDEEMING),
                         ac.c.kind.in_(("pool", "personal"))))
-        if until is not None:
-            query = query.where(tx.c.created_at < until)
         data = []
-        for org_id, person_id, at, kind, amount in self.conn.execute(query):
+        for org_id, person_id, occurred, created, metadata, kind, amount in self.conn.execute(query):
+            at = occurred or _earned_at(metadata) or created
+            if until is not None and at >= until:
+                continue
             if kind in EARNING and amount > 0:
                 data.append((org_keys.get(org_id), person_keys.get(person_id), at, "earned", amount))
             elif kind in REDEEMING and amount < 0:
                 data.append((org_keys.get(org_id), person_keys.get(person_id), at, "redeemed", -amount))
         return pl.DataFrame(data, schema=SCHEMAS["program"], orient="row")
+
+    # -- what analytics writes back -----------------------------------------------------------
+    def organization_keys(self, program_id: int) -> dict[int, str]:
+        o = t.organizations
+        return {r.id: r.external_id for r in self.conn.execute(
+            select(o.c.id, o.c.external_id).where(o.c.program_id == program_id).order_by(o.c.id))}
+
+    def organization_tiers(self, program_id: int) -> dict[str, str]:
+        """external id -> current tier code of the organization-level ladder."""
+        o, st, ld = t.organizations, tt.tier_status, tt.tier_ladders
+        rows = self.conn.execute(
+            select(o.c.external_id, st.c.tier).select_from(st.join(ld, ld.c.id == st.c.ladder_id)
+                                                           .join(o, o.c.id == st.c.organization_id))
+            .where(st.c.program_id == program_id, ld.c.level == "organization", st.c.participant_id.is_(None),
+                   st.c.tier.is_not(None))).all()
+        return {r.external_id: r.tier for r in rows}
+
+    def write_segments(self, program_id: int, membership: dict[str, list[str]] | Any) -> int:
+        """Store each organization's segment codes under ``attributes["segments"]`` (where earning
+        rules read them); only organizations whose list changed are written. Returns that count."""
+        o = t.organizations
+        changed = []
+        for row in self.conn.execute(select(o.c.id, o.c.external_id, o.c.attributes)
+                                     .where(o.c.program_id == program_id)):
+            attributes = dict(row.attributes or {})
+            codes = list(membership.get(row.external_id, []))
+            if attributes.get("segments", []) != codes:
+                if codes:
+                    attributes["segments"] = codes
+                else:
+                    attributes.pop("segments", None)
+                changed.append({"row_id": row.id, "new_attributes": attributes})
+        if changed:
+            self.conn.execute(o.update().where(o.c.id == bindparam("row_id"))
+                              .values(attributes=bindparam("new_attributes")), changed)
+        return len(changed)
 
     # -- snapshots ----------------------------------------------------------------------------
     def save_snapshot(self, program_id: int, kind: str, as_of: date, document: dict[str, Any]) -> None:
@@ -145,3 +188,16 @@ class SqlAnalytics:
         query = query.where(c.c.version == version) if version is not None else query.order_by(
             c.c.version.desc()).limit(1)
         return one_row(self.conn, query)
+
+
+def _earned_at(metadata: Any) -> datetime | None:
+    if isinstance(metadata, str | bytes):
+        metadata = orjson.loads(metadata)
+    value = metadata.get("earned_at") if isinstance(metadata, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
