@@ -288,6 +288,8 @@ def recommendation_evaluation(frames: Frames, as_of: dt.date, settings: Analytic
                               level: Literal["sku", "category"] | None = None, k: int | None = None) -> Document:
     """Holdout evaluation: lines before ``as_of - holdout`` train, the holdout tests."""
     split = as_of - dt.timedelta(days=settings.recommend_holdout_days)
+    if frames.order_lines.height == 0:
+        raise NotEnoughData("recommendations: no order lines (payload.lines of order.placed events) yet")
     chosen = level or settings.recommend_level
     found = evaluate_recommendations(frames.order_lines, frames.organizations, split, k=k or settings.recommend_k,
                                      level=chosen,
@@ -306,6 +308,8 @@ def recommendations(frames: Frames, as_of: dt.date, settings: AnalyticsSettings,
                     tier_progress: pl.DataFrame | None = None) -> Document:
     cut = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     lines = frames.order_lines.filter(pl.col("occurred_at") < cut)
+    if lines.height == 0:
+        raise NotEnoughData("recommendations: no order lines (payload.lines of order.placed events) yet")
     table = recommend(lines, frames.organizations, k=settings.recommend_k,
                       level=settings.recommend_level)
     signals = upsell(lines, frames.organizations, tier_progress=tier_progress, as_of=as_of, people=frames.people)
