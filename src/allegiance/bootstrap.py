@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Connection
 
-from allegiance.analytics.report import ProgramMoney
+from allegiance.analytics.results import ProgramMoney
 from allegiance.analytics.service import AnalyticsService
 from allegiance.config import Settings
 from allegiance.coop.service import CoopService

@@ -13,23 +13,20 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Literal
 
 import polars as pl
 
-from allegiance.analytics import sql
+from allegiance.analytics import distributed, sql
 from allegiance.analytics.churn import (
     INTERVENTIONS,
-    churn_features,
     churn_profiles,
     evaluate_churn,
     fit_churn_model,
-    score_churn,
-    training_set,
 )
 from allegiance.analytics.churn.model import ClassifierMetrics
-from allegiance.analytics.clv import historical_clv, predict_clv
+from allegiance.analytics.clv import historical_clv
 from allegiance.analytics.frames import Frames
 from allegiance.analytics.metrics import (
     average_order_value,
@@ -44,35 +41,12 @@ from allegiance.analytics.metrics import (
 )
 from allegiance.analytics.recommend import evaluate as evaluate_recommendations
 from allegiance.analytics.recommend import recommend, upsell
-from allegiance.analytics.scoring import backtest_score, health_scores_from_features
+from allegiance.analytics.results import KINDS, Document, NotEnoughData, ProgramMoney, RunResult, records
+from allegiance.analytics.scoring import backtest_score
 from allegiance.analytics.segments import FACT_SCHEMA
 from allegiance.analytics.settings import AnalyticsSettings
 
-KINDS = ("overview", "cohorts", "rfm", "clv", "churn", "health", "recommendations", "facts")
-Document = dict[str, Any]
-
-
-class NotEnoughData(ValueError):
-    """The history is too short or too thin for this result; the message says what is missing."""
-
-
-@dataclass(frozen=True)
-class ProgramMoney:
-    """What the ledger says the program costs: outstanding liability and the value of one point,
-    both in the minor units of the currency orders are in (None when the program sets no cost)."""
-
-    liability_minor: int = 0
-    point_value_minor: float | None = None
-
-
-def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-safe dicts: dates as ISO strings, NaN and infinities as null."""
-    rows: list[dict[str, Any]] = json.loads(frame.write_json())
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                row[key] = None
-    return rows
+__all__ = ["KINDS", "Document", "NotEnoughData", "ProgramMoney", "RunResult", "records"]
 
 
 def _window(as_of: dt.date, days: int = 365) -> tuple[dt.date, dt.date]:
@@ -174,11 +148,14 @@ def rfm(frames: Frames, as_of: dt.date, engine: str = "duckdb") -> Document:
 
 
 # -- lifetime value ----------------------------------------------------------------------------------
-def clv(frames: Frames, as_of: dt.date, settings: AnalyticsSettings) -> Document:
+def clv(frames: Frames, as_of: dt.date, settings: AnalyticsSettings, *, engine: str = "duckdb") -> Document:
+    """Forecast lifetime value per organization; on ``engine="spark"`` the RFM summary and the
+    predictions run per bucket of organizations and the fits on the driver (`distributed`)."""
     monthly = (1 + settings.discount_rate_yearly) ** (1 / 12) - 1
     try:
-        predicted = predict_clv(frames.orders, as_of=as_of, horizon_days=settings.clv_horizon_days,
-                                model=settings.clv_model, margin=settings.margin, discount_rate=monthly)
+        predicted = distributed.predict_clv_on(engine, frames.orders, as_of=as_of,
+                                               horizon_days=settings.clv_horizon_days, model=settings.clv_model,
+                                               margin=settings.margin, discount_rate=monthly)
     except ValueError as exc:
         raise NotEnoughData(f"lifetime value: {exc}") from exc
     realised = historical_clv(frames.orders, frames.returns, margin=settings.margin, until=as_of)
@@ -241,21 +218,25 @@ def churn_evaluation(frames: Frames, as_of: dt.date, settings: AnalyticsSettings
                    "baseline_logistic_regression": _classifier(found.baseline)})
 
 
-def churn(frames: Frames, as_of: dt.date, settings: AnalyticsSettings, value: pl.DataFrame | None = None) -> Document:
+def churn(frames: Frames, as_of: dt.date, settings: AnalyticsSettings, value: pl.DataFrame | None = None, *,
+          engine: str = "duckdb") -> Document:
     """Train on every cutoff whose label is known on ``as_of``, score ``as_of``: p(churn), the top
-    reasons per organization and the profiles at-risk organizations share."""
+    reasons per organization and the profiles at-risk organizations share. On ``engine="spark"``
+    the training features and the scoring run per bucket of organizations; the fit stays on the
+    driver (`distributed`)."""
     train_cutoffs, test = churn_cutoffs(frames, as_of, settings)
     cutoffs = [*train_cutoffs, test]
     kinds = tuple(settings.kinds)
     try:
-        train = training_set(frames, cutoffs, settings.churn_horizon_days, rule=settings.churn_rule, kinds=kinds)
+        train = distributed.training_set_on(engine, frames, cutoffs, settings.churn_horizon_days,
+                                            rule=settings.churn_rule, kinds=kinds)
         if train["churned"].n_unique() < 2:
             raise ValueError("every training row has the same label, so there is nothing to learn")
         model = fit_churn_model(train)
     except ValueError as exc:
         raise NotEnoughData(f"churn: {exc}") from exc
-    features = churn_features(frames, as_of, kinds=kinds)
-    scored = score_churn(model, features)
+    scores = distributed.score_churn_on(engine, frames, model, as_of, kinds)
+    features, scored = scores.features, scores.scored
     profiles = churn_profiles(scored, features, threshold=settings.churn_threshold, value=value)
     churn_share = train["churned"].cast(pl.Float64).mean()
     return _clean({"horizon_days": settings.churn_horizon_days, "rule": settings.churn_rule,
@@ -267,10 +248,11 @@ def churn(frames: Frames, as_of: dt.date, settings: AnalyticsSettings, value: pl
 
 
 # -- health score ------------------------------------------------------------------------------------
-def health(frames: Frames, as_of: dt.date, settings: AnalyticsSettings) -> Document:
+def health(frames: Frames, as_of: dt.date, settings: AnalyticsSettings, *, engine: str = "duckdb") -> Document:
+    """Health scores at ``as_of`` (per bucket of organizations on ``engine="spark"``) and their
+    backtest at ``as_of - horizon`` (embedded)."""
     config = settings.health.config()
-    features = churn_features(frames, as_of, kinds=tuple(settings.kinds))
-    table = health_scores_from_features(features, config)
+    table = distributed.health_on(engine, frames, as_of, config, tuple(settings.kinds))
     doc: Document = {"config": settings.health.model_dump(), "version": config.version,
                      "rows": records(table.drop("cutoff").sort("health_score"))}
     cutoff = as_of - dt.timedelta(days=settings.churn_horizon_days)
@@ -354,12 +336,3 @@ def _from_rows(document: Document | None, name: str, source: str,
     rows = [(r["org"], r.get(source)) for r in (document or {}).get("rows", [])]
     return pl.DataFrame(rows, schema={"org": pl.String(), name: kind}, orient="row")
 
-
-# -- the whole run -----------------------------------------------------------------------------------
-@dataclass
-class RunResult:
-    as_of: dt.date
-    documents: dict[str, Document] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)  # kind -> why (not enough data)
-    seconds: dict[str, float] = field(default_factory=dict)
-    facts: pl.DataFrame | None = None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any, Protocol
 
 import polars as pl
 
-from allegiance.analytics import report
 from allegiance.analytics.frames import Frames
-from allegiance.analytics.report import Document, NotEnoughData, ProgramMoney, RunResult
+from allegiance.analytics.results import KINDS, Document, NotEnoughData, ProgramMoney, RunResult, records
 from allegiance.analytics.segments import SegmentInvalid, SegmentSet, membership, parse_segments
 from allegiance.analytics.settings import AnalyticsSettings, parse_settings
 from allegiance.kernel.clock import Clock
@@ -125,11 +125,11 @@ class AnalyticsService:
         found = membership(SegmentSet(segments=[segment]), facts)
         orgs = sorted(org for org, codes in found.items() if codes)
         rows = facts.filter(pl.col("org").is_in(orgs))
-        return {"code": code, "as_of": latest["as_of"], "organizations": report.records(rows)}
+        return {"code": code, "as_of": latest["as_of"], "organizations": records(rows)}
 
     # -- the job -------------------------------------------------------------------------------
     def run(self, program_id: int, as_of: dt.date | None = None, *, engine: str = "duckdb",
-            kinds: tuple[str, ...] = report.KINDS) -> RunResult:
+            kinds: tuple[str, ...] = KINDS) -> RunResult:
         """Compute every result for ``as_of``, store one snapshot per kind (a re-run the same day
         replaces it) and refresh segment membership. A result the data cannot support yet is
         skipped with the reason, never stored half-made."""
@@ -138,13 +138,13 @@ class AnalyticsService:
         frames = self.frames(program_id, day)
         result = RunResult(day)
         steps: list[tuple[str, Callable[[], Document]]] = [
-            ("overview", lambda: report.overview(frames, day, settings, self.context.money(program_id))),
-            ("cohorts", lambda: report.cohorts(frames, day, engine)),
-            ("rfm", lambda: report.rfm(frames, day, engine)),
-            ("clv", lambda: report.clv(frames, day, settings)),
-            ("churn", lambda: self._churn(frames, day, settings, result.documents.get("clv"))),
-            ("health", lambda: report.health(frames, day, settings)),
-            ("recommendations", lambda: report.recommendations(frames, day, settings,
+            ("overview", lambda: _report().overview(frames, day, settings, self.context.money(program_id))),
+            ("cohorts", lambda: _report().cohorts(frames, day, engine)),
+            ("rfm", lambda: _report().rfm(frames, day, engine)),
+            ("clv", lambda: _report().clv(frames, day, settings, engine=engine)),
+            ("churn", lambda: self._churn(frames, day, settings, result.documents.get("clv"), engine=engine)),
+            ("health", lambda: _report().health(frames, day, settings, engine=engine)),
+            ("recommendations", lambda: _report().recommendations(frames, day, settings,
                                                                self.context.tier_progress(program_id))),
         ]
         for kind, compute in steps:
@@ -157,8 +157,8 @@ class AnalyticsService:
                 result.skipped[kind] = str(exc)
             result.seconds[kind] = time.perf_counter() - began
         if "facts" in kinds:
-            result.facts = report.facts(frames, day, result.documents, self.store.organization_tiers(program_id))
-            result.documents["facts"] = {"rows": report.records(result.facts)}
+            result.facts = _report().facts(frames, day, result.documents, self.store.organization_tiers(program_id))
+            result.documents["facts"] = {"rows": records(result.facts)}
         for kind, document in result.documents.items():
             self.store.save_snapshot(program_id, kind, day, {**document, "settings_version":
                                                              self.settings_document(program_id)["version"]})
@@ -168,30 +168,31 @@ class AnalyticsService:
                                                                                       result.facts)})
         return result
 
-    def _churn(self, frames: Frames, day: dt.date, settings: AnalyticsSettings, clv: Document | None) -> Document:
+    def _churn(self, frames: Frames, day: dt.date, settings: AnalyticsSettings, clv: Document | None, *,
+               engine: str = "duckdb") -> Document:
         value = None
         if clv is not None:
             value = pl.DataFrame([(r["org"], round(r["clv"] or 0)) for r in clv["rows"]],
                                  schema={"org": pl.String(), "value_minor": pl.Int64()}, orient="row")
-        document = report.churn(frames, day, settings, value)
+        document = _report().churn(frames, day, settings, value, engine=engine)
         try:
-            document["evaluation"] = report.churn_evaluation(frames, day, settings)
+            document["evaluation"] = _report().churn_evaluation(frames, day, settings)
         except NotEnoughData as exc:
             document["evaluation"] = {"unavailable": str(exc)}
         return document
 
     # -- reading what runs stored -------------------------------------------------------------
     def latest(self, program_id: int, kind: str) -> dict[str, Any]:
-        if kind not in report.KINDS:
-            raise NotFound(f"no analytics result {kind!r}; one of {', '.join(report.KINDS)}")
+        if kind not in KINDS:
+            raise NotFound(f"no analytics result {kind!r}; one of {', '.join(KINDS)}")
         found = self.store.latest_snapshot(program_id, kind)
         if found is None:
             raise NotFound(f"no {kind} result yet: run `allegiance analytics run` (or POST /analytics/runs) first")
         return found
 
     def history(self, program_id: int, kind: str, *, limit: int = 400) -> list[dict[str, Any]]:
-        if kind not in report.KINDS:
-            raise NotFound(f"no analytics result {kind!r}; one of {', '.join(report.KINDS)}")
+        if kind not in KINDS:
+            raise NotFound(f"no analytics result {kind!r}; one of {', '.join(KINDS)}")
         return self.store.snapshots(program_id, kind, limit=limit)
 
     def organization(self, program_id: int, org: str) -> dict[str, Any]:
@@ -213,13 +214,13 @@ class AnalyticsService:
                        overrides: Mapping[str, Any] | None = None) -> Document:
         day = self.as_of(as_of)
         settings = self._with(program_id, overrides)
-        return report.churn_evaluation(self.frames(program_id, day), day, settings)
+        return _report().churn_evaluation(self.frames(program_id, day), day, settings)
 
     def evaluate_recommendations(self, program_id: int, as_of: dt.date | None = None,
                                  overrides: Mapping[str, Any] | None = None) -> Document:
         day = self.as_of(as_of)
         settings = self._with(program_id, overrides)
-        return report.recommendation_evaluation(self.frames(program_id, day), day, settings)
+        return _report().recommendation_evaluation(self.frames(program_id, day), day, settings)
 
     def _with(self, program_id: int, overrides: Mapping[str, Any] | None) -> AnalyticsSettings:
         base = self.settings(program_id).model_dump(mode="json")
@@ -234,3 +235,10 @@ def _facts_frame(document: dict[str, Any]) -> pl.DataFrame:
 
     return pl.DataFrame(document.get("rows", []), schema=FACT_SCHEMA, orient="row") if document.get("rows") else \
         pl.DataFrame(schema=FACT_SCHEMA)
+
+
+def _report() -> ModuleType:
+    """The computations, imported on first use (see `results` for why)."""
+    from allegiance.analytics import report
+
+    return report

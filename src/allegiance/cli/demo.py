@@ -19,6 +19,7 @@ def demo(
     port: Annotated[int, typer.Option(help="Port when serving")] = 8000,
 ) -> None:
     """Migrate the database, load the demo program (once) and print a login and an API key."""
+    from allegiance.cli.analytics import demo_run
     from allegiance.demo.loader import demo_credentials, load_demo
     from allegiance.storage.migrate import upgrade
 
@@ -29,11 +30,15 @@ def demo(
     with application() as app:
         with console.status("loading the demo program (synthetic distributor, dealers and customers)…"):
             summary = guarded(lambda: load_demo(app, seed=seed, organizations=organizations))
+        with console.status("running analytics once, so the dashboard has data…"):
+            analytics = demo_run(app, summary.program_id, just_loaded=summary.created)
         email, password, key = demo_credentials(app, summary.program_id)
     state = "loaded" if summary.created else "already loaded"
     console.print(f"[green]demo program {state}[/green]: {summary.organizations} organizations, "
                   f"{summary.participants} people, {summary.events} events"
                   + (f", {summary.awards} awards" if summary.created else ""))
+    if analytics:
+        console.print(analytics, soft_wrap=True)
     console.print(f"operator pages: http://{host}:{port}/   login [bold]{email}[/bold] / [bold]{password}[/bold]",
                   soft_wrap=True)
     console.print(f"API docs:       http://{host}:{port}/docs", soft_wrap=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from allegiance.cli.admin import db_app, keys_app, ledger_app, programs_app, users_app
+from allegiance.cli.analytics import analytics_app
 from allegiance.cli.demo import register as register_demo
 from allegiance.cli.events import events_app
 from allegiance.cli.finance import finance_app
@@ -52,4 +53,5 @@ app.add_typer(rewards_app, name="rewards")
 app.add_typer(partners_app, name="partners")
 app.add_typer(finance_app, name="finance")
 app.add_typer(tiers_app, name="tiers")
+app.add_typer(analytics_app, name="analytics")
 register_demo(app)

@@ -32,20 +32,17 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:  # imported where used: LightGBM + scikit-learn take seconds to import, and every
+    # process that builds the application imports this module (the CLI, the server, the tests)
+    import lightgbm as lgb
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import Pipeline
 
 from allegiance.analytics.frames import Frames
 
@@ -161,6 +158,8 @@ class ChurnModel:
 
 
 def _booster(params: Mapping[str, Any] | None, seed: int) -> lgb.LGBMClassifier:
+    import lightgbm as lgb
+
     chosen = {**DEFAULT_PARAMS, **(params or {}), **_FIXED, "random_state": seed}
     return lgb.LGBMClassifier(**chosen)
 
@@ -177,6 +176,10 @@ def fit_classifier(x: NDArray[np.float64], y: NDArray[Any], *, feature_names: Se
     from the rows before the last `calibration_share` of distinct times and the calibrator from
     those last times. `params` override `DEFAULT_PARAMS`.
     """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import StratifiedKFold
+
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y).astype(np.int64)
     names = tuple(feature_names) if feature_names is not None else tuple(f"x{i}" for i in range(x.shape[1]))
@@ -221,6 +224,11 @@ def fit_churn_model(train: pl.DataFrame, *, params: Mapping[str, Any] | None = N
 def logistic_baseline(x: NDArray[np.float64], y: NDArray[Any], *, seed: int = 0) -> Pipeline:
     """The baseline every evaluation reports next to the booster: median imputation (with missing
     indicators), standardisation, L2 logistic regression. Fitted and returned."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     model = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler(),
                           LogisticRegression(C=1.0, max_iter=5000, random_state=seed))
     return model.fit(np.asarray(x, dtype=np.float64), np.asarray(y).astype(np.int64))
@@ -269,6 +277,8 @@ def classifier_metrics(y: NDArray[Any], p: NDArray[np.float64], *, bins: int = 1
         ReliabilityBin(b / bins, (b + 1) / bins, int((index == b).sum()), float(p[index == b].mean()),
                        float(y[index == b].mean()))
         for b in range(bins) if (index == b).any())
+    from sklearn.metrics import roc_auc_score
+
     auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
     return ClassifierMetrics(auc, float(y[top].mean()), float(np.mean((p - y) ** 2)), reliability, len(y),
                              int(y.sum()))

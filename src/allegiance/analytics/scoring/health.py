@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import roc_auc_score
+from numpy.typing import NDArray
 
 from allegiance.analytics.churn.features import churn_features
 from allegiance.analytics.churn.model import LabelRule, churn_labels
@@ -177,4 +177,10 @@ def backtest_score(config: HealthScoreConfig, frames: Frames, cutoff: dt.date, h
     k = math.ceil(0.1 * len(y))
     lift = float(np.mean(y[:k]) / np.mean(y))
     return ScoreBacktest(config.version, cutoff, horizon_days, len(y), int(y.sum()),
-                         float(roc_auc_score(y, risk)), lift)
+                         float(_auc(y, risk)), lift)
+
+
+def _auc(y: NDArray[Any], score: NDArray[Any]) -> float:
+    from sklearn.metrics import roc_auc_score  # imported on use: scikit-learn is slow to import
+
+    return float(roc_auc_score(y, score))
