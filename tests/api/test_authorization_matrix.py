@@ -24,6 +24,7 @@ from allegiance.api.app import create_api
 from allegiance.bootstrap import build
 from allegiance.config import Settings
 from tests import factories as f
+from tests.api import matrix_analytics as analytics
 from tests.api import matrix_coop as coop
 from tests.api import matrix_partners as partners
 from tests.api import matrix_referrals as referrals
@@ -655,6 +656,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/finance/export"): Rule(200, {OPERATOR: PROGRAM}, owner="none",
                                           build=lambda w, o: Req(f"{V1}/finance/export", params=partners.PERIOD)),
 }
+
+EXPECTED.update(analytics.expected(Rule, Req, V1, PROGRAM))
 
 ROUTES = [r for r in route_table() if r not in PUBLIC]
 

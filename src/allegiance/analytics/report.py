@@ -46,6 +46,10 @@ from allegiance.analytics.scoring import backtest_score
 from allegiance.analytics.segments import FACT_SCHEMA
 from allegiance.analytics.settings import AnalyticsSettings
 
+# Fewer examples of a class than this and the calibration folds cannot each hold one of it: the
+# model would be fitted on noise (and scikit-learn warns). Say so instead.
+MIN_CLASS_ROWS = 10
+
 __all__ = ["KINDS", "Document", "NotEnoughData", "ProgramMoney", "RunResult", "records"]
 
 
@@ -230,8 +234,10 @@ def churn(frames: Frames, as_of: dt.date, settings: AnalyticsSettings, value: pl
     try:
         train = distributed.training_set_on(engine, frames, cutoffs, settings.churn_horizon_days,
                                             rule=settings.churn_rule, kinds=kinds)
-        if train["churned"].n_unique() < 2:
-            raise ValueError("every training row has the same label, so there is nothing to learn")
+        churned = int(train["churned"].sum())
+        if min(churned, train.height - churned) < MIN_CLASS_ROWS:
+            raise ValueError(f"the training rows hold {churned} churned and {train.height - churned} retained "
+                             f"organizations; the model needs at least {MIN_CLASS_ROWS} of each")
         model = fit_churn_model(train)
     except ValueError as exc:
         raise NotEnoughData(f"churn: {exc}") from exc

@@ -18,6 +18,7 @@ from allegiance.api.idempotency import InFlight
 from allegiance.api.ratelimit import RateLimiter
 from allegiance.api.routes import (
     accounts,
+    analytics,
     coop,
     events,
     finance,
@@ -85,7 +86,7 @@ def _openapi_with_event_bodies(app: FastAPI) -> dict[str, Any]:
 def api_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     for module in (events, programs, organizations, participants, accounts, transactions, holds, keys,
-                   rules, tiers, rewards, coop, partners, referrals, finance):
+                   rules, tiers, rewards, coop, partners, referrals, finance, analytics):
         router.include_router(module.router)
     return router
 

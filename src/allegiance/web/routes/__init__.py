@@ -2,6 +2,7 @@
 
 from allegiance.web.routes import (
     accounts,
+    analytics,
     approvals,
     auth,
     catalog,
@@ -13,6 +14,6 @@ from allegiance.web.routes import (
     tiers,
 )
 
-MODULES = (home, auth, organizations, accounts, redemptions, approvals, catalog, rules, tiers, coop)
+MODULES = (home, auth, organizations, accounts, redemptions, approvals, catalog, rules, tiers, coop, analytics)
 
 __all__ = ["MODULES"]
