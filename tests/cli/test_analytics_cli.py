@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from allegiance.analytics import report
 from allegiance.bootstrap import Allegiance, build
-from allegiance.cli import analytics as cli_analytics
+from allegiance.cli.analytics import job as cli_analytics_job
 from allegiance.cli.main import app
 from allegiance.demo.loader import load_demo
 from tests.conftest import TEST_SECRET, ProgramFixture, make_settings
@@ -323,7 +323,7 @@ def test_bad_input_exits_2_naming_what_is_wrong(demo: Demo, args: list[str], nam
 
 
 def test_an_unavailable_engine_exits_2(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_analytics, "spark_unavailable_reason", lambda: "the Spark engine needs pyspark")
+    monkeypatch.setattr(cli_analytics_job, "spark_unavailable_reason", lambda: "the Spark engine needs pyspark")
     result = demo.invoke("run", "demo", "--engine", "spark")
     assert result.exit_code == 2 and "needs pyspark" in result.output
 
