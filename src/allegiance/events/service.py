@@ -150,6 +150,15 @@ class EventsService:
             if stored is None:  # the port said taken but nothing is stored: a bug, not a client error
                 raise
             return stored
+        transactions = self.process(program_id, event_id, event, org, person)
+        return Recorded(event_id, event.source_id, Outcome.ACCEPTED, tuple(transactions))
+
+    def process(self, program_id: int, event_id: int, event: IncomingEvent, org: dict[str, Any] | None,
+                person: dict[str, Any] | None) -> list[int]:
+        """Everything that follows storing a new event, in its transaction: the rule engine, the
+        rule book, the observers, then the event's ``event.recorded`` outbox row. Separate from
+        ``record_one`` so the bulk importer (``storage.bulk_rules``), which stores a chunk's events
+        in one statement, runs exactly the same steps for each of them."""
         transactions = self.apply_rules(program_id, event_id, event, org, person)
         context = EventContext(program_id, event_id, event.type, event.occurred_at, event.payload, org, person)
         if self.rule_book is not None:
@@ -160,7 +169,7 @@ class EventsService:
         self.port.emit(program_id, "event.recorded", {"event_id": event_id, "type": event.type,
                                                       "source_id": event.source_id},
                        org["id"] if org else None)
-        return Recorded(event_id, event.source_id, Outcome.ACCEPTED, tuple(transactions))
+        return transactions
 
     def _stored(self, program_id: int, event: IncomingEvent, fingerprint: str) -> Recorded | None:
         """The answer for a source id already recorded: a duplicate, or ``EventConflict``; None if new."""

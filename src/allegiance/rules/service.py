@@ -135,6 +135,8 @@ class RulesService:
         self.declared_types = declared_types  # program_id -> set of event types, or None (no check)
         self.clock = clock
         self.tiers: TierView = tiers or NoTiers()
+        # (program, version, release event type) -> the match-key paths it releases by
+        self._release_keys: dict[tuple[int, int, str], list[str]] = {}
 
     # -- versions ---------------------------------------------------------------------------
     def save(self, program_id: int, document: Any, *, by: str, note: str = "") -> dict[str, Any]:
@@ -406,9 +408,13 @@ class RulesService:
     # -- pending awards -----------------------------------------------------------------------
     def _release_matching(self, compiled: CompiledRuleSet, settings: ProgramSettings, context: EventContext,
                           subject: dict[str, Any], counters: Counters) -> list[int]:
-        keys = {rule.timing.key for rule in compiled.rule_set.rules if rule.timing.until_event == context.type}
+        cached = (context.program_id, compiled.version, context.type)  # a version never changes
+        keys = self._release_keys.get(cached)
+        if keys is None:
+            keys = self._release_keys[cached] = sorted({rule.timing.key for rule in compiled.rule_set.rules
+                                                        if rule.timing.until_event == context.type})
         posted: list[int] = []
-        for path in sorted(keys):
+        for path in keys:
             value = read(subject, path)
             if value is MISSING or value is None:
                 continue

@@ -20,8 +20,8 @@ duplicate (same fingerprint) or a conflict, whatever else is wrong with it; othe
 subject error rejects it; within a chunk the first valid row of a source id is stored and later
 ones are duplicates or conflicts of it.
 
-When the program has rules (``rules.is_idle`` is False) every row goes through
-``EventsService.record_one`` instead, so the rules → postings pipeline runs in the same transaction.
+When the program has rules (``rules.is_idle`` is False) the chunks go through ``bulk_rules``
+instead, so the rules → postings pipeline runs for every new event in the chunk's transaction.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def import_rows(app: Allegiance, program_id: int, rows: Iterable[tuple[int, Mapp
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     if not _pipeline_idle(app, program_id):
-        return import_through_rules(app, program_id, rows, chunk_size, on_progress, on_reject)
+        with rare_collections():
+            return import_through_rules(app, program_id, rows, chunk_size, on_progress, on_reject)
     checker = PayloadChecker(event_schemas(app, program_id))
     iterator = iter(rows)
     chunks = (prepare_pairs(batch, checker) for batch in iter(lambda: list(islice(iterator, chunk_size)), []))
@@ -106,7 +107,8 @@ def import_file(app: Allegiance, program_id: int, source: RowSource, *, chunk_si
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     if not _pipeline_idle(app, program_id):
-        return import_through_rules(app, program_id, source, chunk_size, on_progress, on_reject)
+        with rare_collections():
+            return import_through_rules(app, program_id, source, chunk_size, on_progress, on_reject)
     schemas = event_schemas(app, program_id)
     if parallel is None:
         parallel = Path(source.path).stat().st_size >= PARALLEL_MIN_BYTES

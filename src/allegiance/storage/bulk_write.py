@@ -38,6 +38,11 @@ POSTGRES_INSERT = (
     "%(source_id)b::varchar[], %(type)b::varchar[], %(organization_id)b::bigint[], %(participant_id)b::bigint[], "
     "%(occurred_at)b::text[]::timestamp[], %(payload)b::text[], %(payload_hash)b::varchar[]) "
     "AS r(s, ty, o, p, at, pl, h) ORDER BY s ON CONFLICT (program_id, source_id) DO NOTHING RETURNING source_id, id")
+# The same, for a program with rules: rows keep the file's order (and so get ids in it), as the
+# per-event path gave them; ``bulk_rules`` runs the rules in that order.
+POSTGRES_INSERT_IN_ORDER = POSTGRES_INSERT.replace(") AS r(s, ty, o, p, at, pl, h) ORDER BY s",
+                                                   ") WITH ORDINALITY AS r(s, ty, o, p, at, pl, h, n) ORDER BY n")
+assert POSTGRES_INSERT_IN_ORDER != POSTGRES_INSERT
 # A row to insert, in COLUMNS order; times are ``prepare.utc_text`` (naive UTC) on both databases.
 Row = tuple[int, str, str, int | None, int | None, str, str, str, str]
 _SOURCE_ID = itemgetter(1)
@@ -89,6 +94,31 @@ def _insert_sqlite(conn: Connection, rows: list[Row]) -> Inserted:
                                                      (before,))}
             done.lost = [row[1] for row in rows if row[1] not in ours]
         return done
+
+
+def insert_events_in_order(conn: Connection, rows: list[Row]) -> list[int] | None:
+    """Insert one chunk's new events (unique source ids, one program) in the given order; their
+    ids in that order, or None when some source id turned out to be stored already (a concurrent
+    importer): the caller then redoes the chunk event by event."""
+    if not rows:
+        return []
+    if conn.dialect.name == "sqlite":
+        with closing(_driver(conn).cursor()) as cursor:
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            before = cursor.execute(f"SELECT max(id) FROM {t.events.name}").fetchone()[0] or 0
+            cursor.executemany(SQLITE_INSERT, rows)
+            ids = {sid: event_id for event_id, sid in cursor.execute(
+                f"SELECT id, source_id FROM {t.events.name} WHERE id > ?", (before,))}
+    else:
+        columns = dict(zip(COLUMNS, zip(*rows, strict=True), strict=True))
+        params: dict[str, Any] = {name: list(columns[name]) for name in COLUMNS[1:-1]}
+        params.update(program_id=rows[0][0], received_at=rows[0][-1])
+        with _driver(conn).cursor() as cursor:
+            cursor.execute(POSTGRES_INSERT_IN_ORDER, params)
+            ids = dict(cursor.fetchall())
+    if len(ids) < len(rows):
+        return None
+    return [ids[row[1]] for row in rows]
 
 
 def import_done(conn: Connection) -> None:

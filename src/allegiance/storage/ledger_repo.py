@@ -51,7 +51,7 @@ def transaction_content(row: Any, postings: Sequence[tuple[int, int, str]]) -> d
     }
 
 
-def _account(row: Any) -> Account:
+def account_of(row: Any) -> Account:
     return Account(
         id=row.id,
         program_id=row.program_id,
@@ -108,19 +108,19 @@ class SqlLedger:
                 "balance": 0 if kind.is_holder else None, "version": 0, "created_at": self.clock.now(),
             }, ["program_id", "address"])
             row = self.conn.execute(query).one()
-        return _account(row)
+        return account_of(row)
 
     def get_account(self, program_id: int, account_id: int) -> Account | None:
         row = self.conn.execute(
             select(t.accounts).where(t.accounts.c.id == account_id, t.accounts.c.program_id == program_id)
         ).first()
-        return _account(row) if row else None
+        return account_of(row) if row else None
 
     def holder_accounts_of(self, program_id: int, participant_id: int) -> list[Account]:
         rows = self.conn.execute(select(t.accounts).where(
             t.accounts.c.program_id == program_id, t.accounts.c.participant_id == participant_id
         ).order_by(t.accounts.c.id))
-        return [_account(r) for r in rows]
+        return [account_of(r) for r in rows]
 
     def lock_accounts(self, account_ids: Sequence[int]) -> dict[int, Account]:
         if not account_ids:
@@ -128,7 +128,7 @@ class SqlLedger:
         query = select(t.accounts).where(t.accounts.c.id.in_(sorted(account_ids))).order_by(t.accounts.c.id)
         if self.postgres:
             query = query.with_for_update()
-        return {row.id: _account(row) for row in self.conn.execute(query)}
+        return {row.id: account_of(row) for row in self.conn.execute(query)}
 
     def open_lots(self, account_id: int) -> list[OpenLot]:
         rows = self.conn.execute(

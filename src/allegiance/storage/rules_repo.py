@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,6 +22,29 @@ from allegiance.storage.cache import caches_of
 from allegiance.storage.database import after_commit
 from allegiance.storage.outbox import emit
 
+# Statements of the per-event pipeline, built once with bind parameters: building a SQLAlchemy
+# statement (and its cache key) per call cost more than running it (see ``events_repo``).
+_c, _a = r.rule_counters, r.rule_awards
+_COUNTER_KEY = (_c.c.program_id == bindparam("k_program")) & (_c.c.name == bindparam("k_name")) \
+    & (_c.c.subject == bindparam("k_subject")) & (_c.c.period == bindparam("k_period"))
+_COUNTER_CREATE = {
+    dialect: make(_c).on_conflict_do_nothing()  # executed with rows of every column (amount and count 0)
+    for dialect, make in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
+_COUNTER_READ = select(_c.c.amount, _c.c.count).where(_COUNTER_KEY)
+_COUNTER_LOCK = {"sqlite": _COUNTER_READ, "postgresql": _COUNTER_READ.with_for_update()}
+_COUNTER_ADD = update(_c).where(_COUNTER_KEY).values(amount=_c.c.amount + bindparam("add_amount"),
+                                                      count=_c.c.count + bindparam("add_count"))
+_BY_KEY = select(_a).where(_a.c.program_id == bindparam("program_id"), _a.c.match_key == bindparam("key"),
+                           _a.c.rule_code.in_(bindparam("rules", expanding=True)), _a.c.kind == "award",
+                           _a.c.status.in_(("posted", "pending"))).order_by(_a.c.id)
+_PENDING = select(_a).where(_a.c.program_id == bindparam("program_id"), _a.c.status == "pending",
+                            _a.c.release_type == bindparam("event_type"), _a.c.match_key == bindparam("key")
+                            ).order_by(_a.c.id)
+# the award rows a clawback or a release reads are locked (FOR UPDATE) on PostgreSQL
+_AWARDS_BY_KEY = {"sqlite": _BY_KEY, "postgresql": _BY_KEY.with_for_update()}
+_PENDING_BY = {"sqlite": _PENDING, "postgresql": _PENDING.with_for_update()}
+
 
 class SqlCounters:
     """Counter rows created on first use and locked (``FOR UPDATE`` on PostgreSQL; SQLite already
@@ -32,30 +55,26 @@ class SqlCounters:
         self.program_id = program_id
         self.postgres = conn.dialect.name == "postgresql"
 
+    def _params(self, key: CounterKey) -> dict[str, Any]:
+        return {"k_program": self.program_id, "k_name": key.name, "k_subject": key.subject, "k_period": key.period}
+
     def lock(self, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
-        c = r.rule_counters
-        rows = [{"program_id": self.program_id, "name": k.name, "subject": k.subject, "period": k.period,
-                 "amount": 0, "count": 0} for k in sorted(set(keys))]
-        if not rows:
+        """Create the missing rows, then read and lock each, in key order (deadlock-free)."""
+        wanted = sorted(set(keys))
+        if not wanted:
             return {}
-        maker = pg_insert if self.postgres else sqlite_insert
-        self.conn.execute(maker(c).values(rows).on_conflict_do_nothing())
+        dialect = "postgresql" if self.postgres else "sqlite"
+        self.conn.execute(_COUNTER_CREATE[dialect], [{"program_id": self.program_id, "name": key.name,
+                                                      "subject": key.subject, "period": key.period, "amount": 0,
+                                                      "count": 0} for key in wanted])
         found: dict[CounterKey, tuple[int, int]] = {}
-        for key in sorted(set(keys)):
-            query = select(c.c.amount, c.c.count).where(
-                c.c.program_id == self.program_id, c.c.name == key.name, c.c.subject == key.subject,
-                c.c.period == key.period)
-            if self.postgres:
-                query = query.with_for_update()
-            amount, count = self.conn.execute(query).one()
+        for key in wanted:
+            amount, count = self.conn.execute(_COUNTER_LOCK[dialect], self._params(key)).one()
             found[key] = (int(amount), int(count))
         return found
 
     def add(self, key: CounterKey, amount: int, count: int) -> None:
-        c = r.rule_counters
-        self.conn.execute(update(c).where(
-            c.c.program_id == self.program_id, c.c.name == key.name, c.c.subject == key.subject,
-            c.c.period == key.period).values(amount=c.c.amount + amount, count=c.c.count + count))
+        self.conn.execute(_COUNTER_ADD, {**self._params(key), "add_amount": amount, "add_count": count})
 
     def read(self, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
         """(amount, count) used, without locking (progress reports, quotes); absent keys are unused."""
@@ -196,21 +215,16 @@ class SqlRules:
             query = query.where(a.c.status == expected_status)
         return bool(self.conn.execute(query.values(**values)).rowcount)
 
+    def _locked_rows(self, queries: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows of a pipeline query, locked (``FOR UPDATE``) on PostgreSQL."""
+        query = queries["postgresql" if self.conn.dialect.name == "postgresql" else "sqlite"]
+        return [dict(row._mapping) for row in self.conn.execute(query, params)]
+
     def awards_by_key(self, program_id: int, rules: Sequence[str], key: str) -> list[dict[str, Any]]:
-        a = r.rule_awards
-        query = select(a).where(a.c.program_id == program_id, a.c.match_key == key, a.c.rule_code.in_(list(rules)),
-                                a.c.kind == "award", a.c.status.in_(("posted", "pending"))).order_by(a.c.id)
-        if self.conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return [dict(row._mapping) for row in self.conn.execute(query)]
+        return self._locked_rows(_AWARDS_BY_KEY, {"program_id": program_id, "key": key, "rules": list(rules)})
 
     def pending_released_by(self, program_id: int, event_type: str, key: str) -> list[dict[str, Any]]:
-        a = r.rule_awards
-        query = select(a).where(a.c.program_id == program_id, a.c.status == "pending",
-                                a.c.release_type == event_type, a.c.match_key == key).order_by(a.c.id)
-        if self.conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=False)
-        return [dict(row._mapping) for row in self.conn.execute(query)]
+        return self._locked_rows(_PENDING_BY, {"program_id": program_id, "event_type": event_type, "key": key})
 
     def pending_due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         a = r.rule_awards
