@@ -75,8 +75,8 @@ class Producer:
         assert self._process.stdin is not None and self._process.stdout is not None
         self._out: IO[bytes] = self._process.stdout
         try:
-            self._process.stdin.write(json.dumps([str(path), fmt, dict(schemas), chunk_size]).encode())
-            self._process.stdin.close()
+            with self._process.stdin:  # closed even when the write fails (no file left to the GC)
+                self._process.stdin.write(json.dumps([str(path), fmt, dict(schemas), chunk_size]).encode())
         except BrokenPipeError:
             pass  # it died at once: reading the stream says so
         self._frames: queue.Queue[Any] = queue.Queue(maxsize=1)
