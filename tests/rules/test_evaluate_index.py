@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allegiance.rules import index as rule_index
-from allegiance.rules.evaluate import Firing, _new_firing, compile_rule_set, evaluate
+from allegiance.rules.actions import _new_firing
+from allegiance.rules.evaluate import Firing, compile_rule_set, evaluate
 from allegiance.rules.model import Recipient, Rounding, RuleSet
 from tests.rules.reference_evaluate import reference_evaluate
 

@@ -14,11 +14,12 @@ under ``segments``, which is how earning rules use it (``organization.attributes
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from allegiance.rules.model import Op  # the rule language's operators: one vocabulary for conditions
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 
@@ -32,19 +33,6 @@ FACT_SCHEMA: dict[str, pl.DataType] = {
     "org": pl.String(), **{name: (pl.Float64() if family == "num" else pl.List(pl.String()) if family == "list"
                                   else pl.String()) for name, family in FACT_FIELDS.items()},
 }
-
-
-class Op(StrEnum):
-    EQ = "eq"
-    NE = "ne"
-    IN = "in"
-    NOT_IN = "not_in"
-    GT = "gt"
-    GTE = "gte"
-    LT = "lt"
-    LTE = "lte"
-    CONTAINS = "contains"  # for list fields: e.g. roles contains purchasing_manager
-    EXISTS = "exists"
 
 
 NUMERIC_OPS = {Op.GT, Op.GTE, Op.LT, Op.LTE}
