@@ -157,3 +157,42 @@ def test_after_commit_runs_after_the_commit_and_never_after_a_rollback(allegianc
     except RuntimeError:
         pass
     assert seen == [True]
+
+
+def test_a_feature_a_program_lacks_is_remembered_until_it_is_configured(allegiance: Allegiance) -> None:
+    """Every event asks whether its program has tier ladders, discount cards or referral settings;
+    that it has none is cached, and configuring one clears the cache when it commits (not before)."""
+    with allegiance.write() as uow:
+        program_id = int(uow.programs.create_program("cache-f", "Cache")["id"])
+        organization_id = int(uow.programs.create_organization(program_id, {
+            "external_id": "o-1", "name": "Org", "kind": "customer"})["id"])
+    with allegiance.read() as uow:
+        conn = uow.conn
+        assert uow.tier_store.ladders(program_id) == []
+        assert uow.tier_store.has_cards(program_id) is False
+        assert uow.referral_store.settings(program_id) is None
+    unconfigured = caches_of(conn).unconfigured
+    for feature in ("ladders", "cards", "referrals"):
+        assert unconfigured.get((feature, program_id)) is False
+
+    try:
+        with allegiance.write() as uow:
+            uow.tier_store.insert_ladder(program_id, "gold", "organization", {"tiers": []}, "test")
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    assert unconfigured.get(("ladders", program_id)) is False  # nothing was written: still true
+
+    with allegiance.write() as uow:
+        uow.tier_store.insert_ladder(program_id, "gold", "organization", {"tiers": []}, "test")
+    with allegiance.read() as uow:
+        assert [row["code"] for row in uow.tier_store.ladders(program_id)] == ["gold"]
+    with allegiance.write() as uow:
+        uow.tier_store.save_card(program_id, organization_id, {"percent": "5"}, "test")
+    with allegiance.read() as uow:
+        assert uow.tier_store.has_cards(program_id) is True
+    with allegiance.write() as uow:
+        uow.referral_store.save_settings(program_id, {"qualifying_event": "order.placed"}, "test")
+    with allegiance.read() as uow:
+        settings = uow.referral_store.settings(program_id)
+        assert settings is not None and settings["document"] == {"qualifying_event": "order.placed"}

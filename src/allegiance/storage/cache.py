@@ -1,4 +1,6 @@
-"""Short-lived in-process caches of rarely changing rows: API key principals, event type schemas.
+"""Short-lived in-process caches of rarely changing rows: API key principals, event type schemas,
+active rule sets, and whether a program has configured the features every event asks about (tier
+ladders, discount cards, referral settings).
 
 Why: a single-event write used to spend a separate read transaction authenticating its key and a
 query fetching the type's schema — more database work than the write itself. Both rows change
@@ -88,18 +90,23 @@ class Caches:
     # since every event of a program without rules asks.
     rule_sets: TtlCache[int, tuple[int, Any]] = field(init=False)
     compiled_rules: dict[tuple[int, int], Any] = field(init=False)  # (program, version) -> compiled, immutable
+    # (feature, program) -> False: the program has none ("ladders", "cards", "referrals"). Every event
+    # asks each observer whether it has work; most programs use few features. Only absence is kept:
+    # a configured feature is read from the database as before.
+    unconfigured: TtlCache[tuple[str, int], bool] = field(init=False)
 
     def __post_init__(self) -> None:
         self.principals = TtlCache(self.ttl, clock=self.clock)
         self.event_types = TtlCache(self.ttl, clock=self.clock)
         self.rule_sets = TtlCache(self.ttl, clock=self.clock)
         self.compiled_rules = {}
+        self.unconfigured = TtlCache(self.ttl, clock=self.clock)
 
     def configure(self, ttl: float, *, clock: Callable[[], float] | None = None) -> None:
         """Set the lifetime of every entry (0 = no caching), and the clock; drops what is cached."""
         self.ttl = ttl
         self.clock = clock or self.clock
-        for cache in (self.principals, self.event_types, self.rule_sets):
+        for cache in (self.principals, self.event_types, self.rule_sets, self.unconfigured):
             cache.ttl = ttl
             cache.clock = self.clock
             cache.invalidate()
@@ -116,3 +123,17 @@ def register(engine: Engine, caches: Caches) -> None:
 def caches_of(conn: Connection) -> Caches:
     """The caches of the database ``conn`` belongs to (repositories only hold a connection)."""
     return _BY_ENGINE.get(conn.engine, _NONE)
+
+
+def unless_unconfigured(conn: Connection, feature: str, program_id: int, lookup: Callable[[], V], empty: V) -> V:
+    """``lookup()``, unless the program is known to have nothing for ``feature`` (then ``empty``).
+    An empty answer is remembered; whoever writes the feature's rows clears the cache when its
+    transaction commits (``after_commit(conn, caches_of(conn).unconfigured.invalidate)``)."""
+    cache = caches_of(conn).unconfigured
+    if cache.get((feature, program_id)) is False:
+        return empty
+    epoch = cache.epoch()
+    value = lookup()
+    if not value:
+        cache.put((feature, program_id), False, epoch)
+    return value

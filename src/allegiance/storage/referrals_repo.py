@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from allegiance.kernel.clock import Clock
+from allegiance.storage.cache import caches_of, unless_unconfigured
+from allegiance.storage.database import after_commit
 from allegiance.storage.outbox import emit
 from allegiance.storage.rows import one_row
 from allegiance.storage.tables_referrals import referral_codes, referral_settings, referrals
@@ -27,10 +29,12 @@ class SqlReferrals:
     # -- settings -------------------------------------------------------------------------------
     def settings(self, program_id: int) -> dict[str, Any] | None:
         s = referral_settings
-        return one_row(self.conn, select(s).where(s.c.program_id == program_id))
+        return unless_unconfigured(self.conn, "referrals", program_id,
+                                   lambda: one_row(self.conn, select(s).where(s.c.program_id == program_id)), None)
 
     def save_settings(self, program_id: int, document: dict[str, Any], by: str) -> None:
         save_program_document(self.conn, referral_settings, program_id, document, by=by, at=self.clock.now())
+        after_commit(self.conn, caches_of(self.conn).unconfigured.invalidate)
 
     # -- codes ------------------------------------------------------------------------------------
     def code_of(self, program_id: int, participant_id: int) -> dict[str, Any] | None:

@@ -17,6 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from allegiance.kernel.clock import Clock
 from allegiance.storage import tables as t
+from allegiance.storage.cache import caches_of, unless_unconfigured
+from allegiance.storage.database import after_commit
 from allegiance.storage.outbox import emit
 from allegiance.storage.rows import all_rows, one_row
 from allegiance.storage.tables_tiers import (
@@ -40,7 +42,12 @@ class SqlTiers:
     # -- ladders and cards --------------------------------------------------------------------
     def ladders(self, program_id: int) -> list[dict[str, Any]]:
         lad = tier_ladders
-        return all_rows(self.conn, select(lad).where(lad.c.program_id == program_id).order_by(lad.c.id))
+        return unless_unconfigured(self.conn, "ladders", program_id, lambda: all_rows(
+            self.conn, select(lad).where(lad.c.program_id == program_id).order_by(lad.c.id)), [])
+
+    def _configuration_changed(self) -> None:
+        """A ladder or card was added or removed: events must look again (see ``storage.cache``)."""
+        after_commit(self.conn, caches_of(self.conn).unconfigured.invalidate)
 
     def ladder(self, program_id: int, code: str) -> dict[str, Any] | None:
         lad = tier_ladders
@@ -48,6 +55,7 @@ class SqlTiers:
 
     def insert_ladder(self, program_id: int, code: str, level: str, document: dict[str, Any], by: str) -> int:
         now = self.clock.now()
+        self._configuration_changed()
         return int(self.conn.execute(insert(tier_ladders).values(
             program_id=program_id, code=code, level=level, document=document, version=1, created_by=by,
             created_at=now, updated_by=by, updated_at=now).returning(tier_ladders.c.id)).scalar_one())
@@ -66,9 +74,11 @@ class SqlTiers:
         for table in (tier_history, tier_status):
             self.conn.execute(delete(table).where(table.c.ladder_id == ladder_id))
         self.conn.execute(delete(tier_ladders).where(tier_ladders.c.id == ladder_id))
+        self._configuration_changed()
 
     def has_cards(self, program_id: int) -> bool:
-        return bool(self.conn.execute(select(exists().where(discount_cards.c.program_id == program_id))).scalar())
+        return unless_unconfigured(self.conn, "cards", program_id, lambda: bool(self.conn.execute(
+            select(exists().where(discount_cards.c.program_id == program_id))).scalar()), False)
 
     def card(self, program_id: int, organization_id: int) -> dict[str, Any] | None:
         c = discount_cards
@@ -80,6 +90,7 @@ class SqlTiers:
                                                         **values)
         self.conn.execute(statement.on_conflict_do_update(index_elements=["program_id", "organization_id"],
                                                           set_=values))
+        self._configuration_changed()
 
     # -- running totals -------------------------------------------------------------------------
     def add_measure(self, program_id: int, scope: str, subject: str, organization_id: int, measure: str,
