@@ -8,17 +8,18 @@ count-then-insert race), and a backtest uses a dict. The arithmetic here is the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from allegiance.rules.evaluate import CompiledRule, Firing, rounded, stepped_amount
-from allegiance.rules.model import Cap, CapScope, Period, Stepped
+from allegiance.rules.model import CapScope, Period, Stepped
 
 
-@dataclass(frozen=True, order=True)
-class CounterKey:
+class CounterKey(NamedTuple):
+    """A counter row's identity. A named tuple, not a dataclass: a backtest builds and hashes
+    about two of these per award, and tuple hashing and ordering run in C."""
+
     name: str  # "cap:<code>" or "steps:<rule>"
     subject: str  # "p:<participant>", "o:<organization>" or "all"
     period: str  # "2026-05", "2026-W20", "2026-Q2", "2026", "all"...
@@ -31,6 +32,9 @@ class Counters(Protocol):
     def add(self, key: CounterKey, amount: int, count: int) -> None: ...
 
 
+_NOTHING = (0, 0)
+
+
 class MemoryCounters:
     """The in-memory counters of a backtest (and of property tests)."""
 
@@ -38,27 +42,30 @@ class MemoryCounters:
         self.values: dict[CounterKey, tuple[int, int]] = {}
 
     def lock(self, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
-        return {key: self.values.get(key, (0, 0)) for key in keys}
+        values = self.values
+        return {key: values.get(key, _NOTHING) for key in keys}
 
     def add(self, key: CounterKey, amount: int, count: int) -> None:
-        used, times = self.values.get(key, (0, 0))
+        used, times = self.values.get(key, _NOTHING)
         self.values[key] = (used + amount, times + count)
 
 
 def period_key(period: Period | str, at: datetime) -> str:
-    """The bucket of ``at`` (UTC calendar) for a cap or ladder period."""
-    period = Period(period)
+    """The bucket of ``at`` (UTC calendar) for a cap or ladder period (formatted by hand: it is
+    computed for every cap of every award, and ``strftime`` costs several times more)."""
+    if period.__class__ is not Period:
+        period = Period(period)
+    if period is Period.MONTH:
+        return f"{at.year}-{at.month:02d}"
+    if period is Period.YEAR:
+        return str(at.year)
     if period is Period.DAY:
-        return at.strftime("%Y-%m-%d")
+        return f"{at.year}-{at.month:02d}-{at.day:02d}"
     if period is Period.WEEK:
         year, week, _ = at.isocalendar()
         return f"{year}-W{week:02d}"
-    if period is Period.MONTH:
-        return at.strftime("%Y-%m")
     if period is Period.QUARTER:
         return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
-    if period is Period.YEAR:
-        return str(at.year)
     return "all"
 
 
@@ -71,17 +78,14 @@ def subject_of(scope: CapScope, organization_id: int, participant_id: int | None
     return f"o:{organization_id}"
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
+    """A settled firing (a named tuple: one is made per award, see ``CounterKey``)."""
+
     firing: Firing
     amount: int  # what may be awarded now
     capped: int  # what the caps cut off
     caps_hit: tuple[str, ...]
     quantity_before: int | None = None  # stepped: the period's cumulative quantity before this event
-
-
-def _cap_applies(cap: Cap, unit: str | None) -> bool:
-    return cap.unit is None or cap.unit == unit
 
 
 def settle(firing: Firing, rule: CompiledRule, at: datetime, organization_id: int, participant_id: int | None,
@@ -99,16 +103,16 @@ def settle(firing: Firing, rule: CompiledRule, at: datetime, organization_id: in
         counters.add(key, firing.amount, 1)
     if firing.kind not in ("award", "stepped") or amount <= 0:
         return Grant(firing, max(amount, 0), 0, (), before)
-    caps = [c for c in rule.caps if _cap_applies(c, firing.unit)]
+    caps = [c for c in rule.caps if c.unit is None or c.unit == firing.unit]
     if not caps:
         return Grant(firing, amount, 0, (), before)
-    keys = {cap.code: CounterKey(f"cap:{cap.code}", subject_of(cap.scope, organization_id, participant_id),
-                                 period_key(cap.period, at)) for cap in caps}
-    used = counters.lock(sorted(keys.values()))
+    keys = [CounterKey(f"cap:{cap.code}", subject_of(cap.scope, organization_id, participant_id),
+                       period_key(cap.period, at)) for cap in caps]
+    used = counters.lock(sorted(keys) if len(keys) > 1 else keys)  # locked in one order: no deadlock
     allowed = amount
     hit = []
-    for cap in caps:
-        spent, times = used[keys[cap.code]]
+    for cap, key in zip(caps, keys, strict=True):
+        spent, times = used[key]
         room = allowed
         if cap.max_count is not None and times >= cap.max_count:
             room = 0
@@ -118,6 +122,6 @@ def settle(firing: Firing, rule: CompiledRule, at: datetime, organization_id: in
             hit.append(cap.code)
             allowed = room
     if allowed > 0:
-        for key in keys.values():
+        for key in keys:
             counters.add(key, allowed, 1)
     return Grant(firing, allowed, amount - allowed, tuple(hit), before)

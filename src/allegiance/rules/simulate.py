@@ -151,6 +151,7 @@ class Simulation:
         self.person_totals: dict[str, dict[int, int]] = {}
         self.orgs: set[int] = set()
         self.people: set[int] = set()
+        self.splits: dict[str, AwardSplit] = {}  # rule code -> its split (a model: built once, not per award)
 
     # -- one event ---------------------------------------------------------------------------
     def feed(self, context: EventContext, multiplier: Decimal = Decimal(1)) -> None:
@@ -247,9 +248,11 @@ class Simulation:
 
     def _split(self, compiled_rule: CompiledRule) -> AwardSplit:
         rule = compiled_rule.rule
-        if rule.recipient is Recipient.PARTICIPANT:
-            return AwardSplit(mode=SplitMode.PARTICIPANT)
-        return rule.split or self.settings.award_split
+        found = self.splits.get(rule.code)
+        if found is None:
+            found = self.splits[rule.code] = AwardSplit(mode=SplitMode.PARTICIPANT) \
+                if rule.recipient is Recipient.PARTICIPANT else rule.split or self.settings.award_split
+        return found
 
     def _affected(self, org_id: int, person_id: int | None) -> None:
         self.orgs.add(org_id)
