@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -21,6 +22,41 @@ from scipy.special import hyp2f1
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class PurchaseModel:
+    """The predictions of one purchase-count model (BG/NBD, Pareto/NBD), as module functions."""
+
+    probability_alive: Callable[..., FloatArray]
+    expected_purchases: Callable[..., FloatArray]
+    unconditional_expected_purchases: Callable[..., FloatArray]
+
+
+@dataclass(frozen=True)
+class PurchaseModelFit(Generic[P]):
+    """A fitted purchase-count model: parameters, maximised log-likelihood, customers (sum of
+    weights), distinct (x, t_x, T) rows the likelihood was evaluated on, and whether L-BFGS-B
+    converged. The predictions are the model module's functions with these parameters."""
+
+    params: P
+    log_likelihood: float
+    n: int
+    converged: bool
+    iterations: int = 0
+    distinct_rows: int = 0
+    model: ClassVar[PurchaseModel]
+
+    def probability_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
+        return self.model.probability_alive(self.params, frequency, recency, T)
+
+    def expected_purchases(self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike,
+                           T: ArrayLike) -> FloatArray:
+        return self.model.expected_purchases(self.params, t, frequency, recency, T)
+
+    def unconditional_expected_purchases(self, t: ArrayLike) -> FloatArray:
+        return self.model.unconditional_expected_purchases(self.params, t)
 
 
 def as_float(values: ArrayLike, name: str) -> FloatArray:

@@ -28,6 +28,8 @@ from scipy.special import digamma, expit, gammaln
 from allegiance.analytics.clv._fit import (
     Factor,
     FloatArray,
+    PurchaseModel,
+    PurchaseModelFit,
     as_float,
     check_rfm,
     compress,
@@ -174,30 +176,10 @@ def unconditional_expected_purchases(params: BGNBDParams | ArrayLike, t: ArrayLi
     return np.maximum((a + b - 1.0) * _one_minus_h_over(a, z, hyp), 0.0)
 
 
-@dataclass(frozen=True)
-class BGNBDFit:
-    """A fitted BG/NBD model: parameters, maximised log-likelihood, customers (sum of weights),
-    distinct (x, t_x, T) rows the likelihood was evaluated on, and whether L-BFGS-B converged."""
+class BGNBDFit(PurchaseModelFit[BGNBDParams]):
+    """A fitted BG/NBD model; its predictions are this module's functions with its parameters."""
 
-    params: BGNBDParams
-    log_likelihood: float
-    n: int
-    converged: bool
-    iterations: int = 0
-    distinct_rows: int = 0
-
-    def probability_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
-        """See :func:`probability_alive`."""
-        return probability_alive(self.params, frequency, recency, T)
-
-    def expected_purchases(self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike,
-                           T: ArrayLike) -> FloatArray:
-        """See :func:`expected_purchases`."""
-        return expected_purchases(self.params, t, frequency, recency, T)
-
-    def unconditional_expected_purchases(self, t: ArrayLike) -> FloatArray:
-        """See :func:`unconditional_expected_purchases`."""
-        return unconditional_expected_purchases(self.params, t)
+    model = PurchaseModel(probability_alive, expected_purchases, unconditional_expected_purchases)
 
 
 def fit(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None,

@@ -35,6 +35,8 @@ from allegiance.analytics.clv._fit import (
     Factor,
     FloatArray,
     IntArray,
+    PurchaseModel,
+    PurchaseModelFit,
     as_float,
     central_gradient,
     check_rfm,
@@ -229,29 +231,10 @@ def unconditional_expected_purchases(params: ParetoNBDParams | ArrayLike, t: Arr
                       dtype=np.float64)
 
 
-@dataclass(frozen=True)
-class ParetoNBDFit:
-    """A fitted Pareto/NBD model (see :class:`allegiance.analytics.clv.bgnbd.BGNBDFit`)."""
+class ParetoNBDFit(PurchaseModelFit[ParetoNBDParams]):
+    """A fitted Pareto/NBD model; its predictions are this module's functions with its parameters."""
 
-    params: ParetoNBDParams
-    log_likelihood: float
-    n: int
-    converged: bool
-    iterations: int = 0
-    distinct_rows: int = 0
-
-    def probability_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
-        """See :func:`probability_alive`."""
-        return probability_alive(self.params, frequency, recency, T)
-
-    def expected_purchases(self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike,
-                           T: ArrayLike) -> FloatArray:
-        """See :func:`expected_purchases`."""
-        return expected_purchases(self.params, t, frequency, recency, T)
-
-    def unconditional_expected_purchases(self, t: ArrayLike) -> FloatArray:
-        """See :func:`unconditional_expected_purchases`."""
-        return unconditional_expected_purchases(self.params, t)
+    model = PurchaseModel(probability_alive, expected_purchases, unconditional_expected_purchases)
 
 
 def fit(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None,
