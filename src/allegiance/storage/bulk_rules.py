@@ -75,14 +75,8 @@ from allegiance.storage.bulk_summary import (
     emit_imported,
 )
 from allegiance.storage.bulk_write import Row, existing_events, import_done, insert_events_in_order
-from allegiance.storage.chunk_writes import (
-    BufferedEvents,
-    BufferedLedger,
-    BufferedRules,
-    BufferedTiers,
-    ChunkWrites,
-    Redo,
-)
+from allegiance.storage.chunk_ports import BufferedEvents, BufferedLedger, BufferedRules, BufferedTiers
+from allegiance.storage.chunk_writes import ChunkWrites, Redo
 from allegiance.tiers.service import TiersService
 
 Batch = list[tuple[int, Mapping[str, Any] | RowError]]
