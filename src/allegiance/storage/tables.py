@@ -80,6 +80,7 @@ organizations = Table(
     UniqueConstraint("program_id", "external_id", name="uq_organizations_program_external"),
     Index("ix_organizations_program_name", "program_id", "name"),
     Index("ix_organizations_parent", "parent_id"),
+    Index("ix_organizations_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 participants = Table(
@@ -103,6 +104,7 @@ participants = Table(
     Column("left_at", UTCDateTime, nullable=True),
     UniqueConstraint("program_id", "external_id", name="uq_participants_program_external"),
     Index("ix_participants_org", "organization_id"),
+    Index("ix_participants_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 api_keys = Table(
@@ -138,6 +140,7 @@ accounts = Table(
     UniqueConstraint("program_id", "address", name="uq_accounts_program_address"),
     CheckConstraint("balance IS NULL OR balance >= 0", name="balance_not_negative"),
     Index("ix_accounts_org", "organization_id"),
+    Index("ix_accounts_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 transactions = Table(
@@ -273,6 +276,7 @@ events = Table(
     UniqueConstraint("program_id", "source_id", name="uq_events_program_source"),
     Index("ix_events_program_type_time", "program_id", "type", "occurred_at"),
     Index("ix_events_org_time", "organization_id", "occurred_at"),
+    Index("ix_events_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 idempotency_keys = Table(

@@ -57,6 +57,7 @@ coop_plans = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_coop_plans_program_org", "program_id", "organization_id", "id"),
+    Index("ix_coop_plans_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 coop_claims = Table(
@@ -94,6 +95,7 @@ coop_claims = Table(
     UniqueConstraint("program_id", "organization_id", "invoice_key"),
     Index("ix_coop_claims_program_status", "program_id", "status", "id"),
     Index("ix_coop_claims_program_org", "program_id", "organization_id", "id"),
+    Index("ix_coop_claims_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 coop_claim_history = Table(

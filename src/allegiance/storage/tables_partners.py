@@ -47,6 +47,7 @@ partners = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("program_id", "code", name="uq_partners_program_code"),
     CheckConstraint("issue_rate_per_points > 0 AND redeem_rate_per_points > 0", name="rates_positive"),
+    Index("ix_partners_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 # Integration keys that act for one partner (earn, redeem, reverse, read its settlement).

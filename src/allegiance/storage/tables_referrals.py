@@ -35,6 +35,7 @@ referral_codes = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("program_id", "code"),
     Index("ix_referral_codes_participant", "program_id", "participant_id", "active"),
+    Index("ix_referral_codes_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 referrals = Table(
@@ -62,4 +63,5 @@ referrals = Table(
     Index("ix_referrals_source_time", "program_id", "source", "created_at"),
     Index("ix_referrals_program_status", "program_id", "status", "id"),
     Index("ix_referrals_referrer", "program_id", "referrer_organization_id", "id"),
+    Index("ix_referrals_program_id_id", "program_id", "id"),  # keyset pages of one program
 )

@@ -104,6 +104,7 @@ redemptions = Table(
     Index("ix_redemptions_program_status", "program_id", "status", "id"),
     Index("ix_redemptions_program_org", "program_id", "organization_id", "id"),
     Index("ix_redemptions_due", "status", "expires_at"),
+    Index("ix_redemptions_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 redemption_history = Table(
@@ -146,6 +147,7 @@ donations = Table(
     Column("receipt_number", String(40), nullable=True, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_donations_program_org_item", "program_id", "organization_id", "item_id"),
+    Index("ix_donations_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
 
 concierge_requests = Table(
@@ -174,4 +176,5 @@ concierge_requests = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_concierge_requests_program_status", "program_id", "status", "id"),
+    Index("ix_concierge_requests_program_id_id", "program_id", "id"),  # keyset pages of one program
 )
