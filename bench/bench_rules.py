@@ -6,6 +6,8 @@ and a backtest of stored events (issue 4, section 9).
   ≥ 50,000 events/s.
 - **Import**: ``import_rows`` of the same synthetic events into two copies of one template, one
   with the 100-rule set active. Baseline: the copy without rules. Target: with ≥ 0.5 × without.
+  Also reported, without a target: a tenth of the events into a copy with one tier ladder and no
+  rules — such programs take the event-by-event path.
 - **Backtest**: ``allegiance rules simulate --format json`` of a draft (the 100-rule set) over every
   stored event, in a child process wrapped by ``bench.maxrss`` (its wall time and peak RSS).
   Baseline: a plain keyset scan of the same events (the read the backtest cannot avoid). Target
@@ -119,6 +121,17 @@ def hundred_rules() -> dict[str, Any]:
     return document
 
 
+def tier_ladder() -> dict[str, Any]:
+    """One organization ladder on order value over a calendar year, rolled up over the hierarchy:
+    the shape most B2B programs have. Its observer reads and writes per event, so an import with it
+    takes the event-by-event path (reported, no target: it shows what that path costs)."""
+    orders = {"measure": "value", "event_types": ["order.placed"], "field": "payload.amount_minor"}
+    return {"code": "status", "name": "Partner status", "window": {"kind": "year"}, "grace_days": 30, "tiers": [
+        {"code": "member", "name": "Member"},
+        {"code": "silver", "name": "Silver", "requires": [{**orders, "at_least": 1_000_000}]},
+        {"code": "gold", "name": "Gold", "earn_multiplier": "2", "requires": [{**orders, "at_least": 5_000_000}]}]}
+
+
 def one_rule() -> dict[str, Any]:
     return {"rules": [{"code": "base", "name": "1 % back", "trigger": "order.placed", "goal": GOAL,
                        "action": {"kind": "percent", "percent": "1", "of": "payload.amount_minor"}}]}
@@ -164,11 +177,14 @@ def _activate(url: str, program_id: int, document: dict[str, Any]) -> None:
 
 
 def _import_rate(ctx: Context, backend: str, template: str, program_id: int, rows: list[dict[str, Any]],
-                 document: dict[str, Any] | None) -> float:
+                 document: dict[str, Any] | None, ladder: dict[str, Any] | None = None) -> float:
     url = db.new_database(ctx, backend, "rules_import", template=template)
     try:
         if document is not None:
             _activate(url, program_id, document)
+        if ladder is not None:
+            with db.application(url) as app, app.write() as uow:
+                uow.tiers.save_ladder(program_id, ladder, by="bench")
         with db.application(url) as app:
             begin = time.perf_counter()
             summary = import_rows(app, program_id, ((n + 2, row) for n, row in enumerate(rows)), chunk_size=2000)
@@ -257,13 +273,21 @@ def run(ctx: Context) -> Result:
                 assert not isinstance(parse_row(row), str)
             without = _import_rate(ctx, backend, syn.template.url, syn.template.program_id, rows, None)
             with_rules = _import_rate(ctx, backend, syn.template.url, syn.template.program_id, rows, hundred)
+            laddered = rows[:max(1, len(rows) // 10)]  # the event-by-event path: a tenth of the events
+            with_ladder = _import_rate(ctx, backend, syn.template.url, syn.template.program_id, laddered, None,
+                                       tier_ladder())
         finally:
             db.drop_database(ctx, syn.template.url)
         details[f"import_{backend}"] = {"events": events, "without_rules_per_s": without,
-                                        "with_rules_per_s": with_rules}
+                                        "with_rules_per_s": with_rules, "ladder_events": len(laddered),
+                                        "with_ladder_per_s": with_ladder}
         result.figures.append(Figure(f"{name}: import_rows with 100 rules active, events/s ({events:,} events)",
                                      with_rules, "events/s", "import_rows without rules, events/s", without,
                                      f"ratio ≥ {IMPORT_RATIO_TARGET}", with_rules >= IMPORT_RATIO_TARGET * without))
+        result.figures.append(Figure(f"{name}: import_rows with one tier ladder, no rules, events/s "
+                                     f"({len(laddered):,} events)", with_ladder, "events/s",
+                                     "import_rows without rules, events/s", without, "none (shows the "
+                                     "event-by-event path)", None))
 
     backtest_events = ctx.pick(2_000, 100_000, BACKTEST_EVENTS)
     small = _backtest(ctx, "sqlite", max(1, backtest_events // 10))

@@ -97,6 +97,8 @@ def test_rules(tmp_path: Path) -> None:
     assert len(bench_rules.hundred_rules()["rules"]) == 100
     backtest = result["details"]["backtest"]["big"]
     assert backtest["events"] == backtest["scanned"] > 0 and backtest["awards"] > 0
+    imported = result["details"]["import_sqlite"]
+    assert imported["ladder_events"] > 0 and imported["with_ladder_per_s"] > 0  # every row accepted, or it raises
 
 
 @NEEDS_WRK
