@@ -114,3 +114,16 @@ def test_stacking_follows_priority_groups_and_exclusivity(document: dict[str, An
         if rule.exclusive:
             break
     assert [f.rule for f in fired] == expected
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_period_keys_are_the_calendar_buckets_counters_were_stored_under(at: datetime) -> None:
+    """``period_key`` is formatted by hand for speed; its buckets must stay the ones stored counter
+    rows already carry (the ``strftime`` forms it replaced)."""
+    year, week, _ = at.isocalendar()
+    assert period_key("day", at) == at.strftime("%Y-%m-%d")
+    assert period_key("week", at) == f"{year}-W{week:02d}"
+    assert period_key("month", at) == at.strftime("%Y-%m")
+    assert period_key("quarter", at) == f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+    assert period_key("year", at) == at.strftime("%Y")
+    assert period_key("lifetime", at) == "all"
