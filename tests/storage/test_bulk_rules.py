@@ -6,22 +6,19 @@ once each way, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import shutil
+import re
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Table, func, select
 
 import allegiance.storage.bulk_rules as bulk_rules
 from allegiance.bootstrap import Allegiance, build
 from allegiance.kernel.clock import FixedClock
 from allegiance.kernel.errors import ValidationFailed
+from allegiance.referrals.service import ReferralsService
 from allegiance.rules.engine import AwardIntent, EventContext
 from allegiance.storage import tables as t
 from allegiance.storage import tables_rules as r
@@ -29,8 +26,7 @@ from allegiance.storage.bulk_events import ImportSummary, import_rows
 from allegiance.storage.chunk_writes import ChunkWrites
 from allegiance.storage.tables_tiers import tier_credits
 from allegiance.storage.verify import verify
-from allegiance.tiers.service import TiersService
-from tests.conftest import ProgramFixture, _pg_admin, make_settings
+from tests.conftest import ProgramFixture, make_settings
 from tests.rules.test_simulate import draft, program_with_history
 
 NOW = datetime(2026, 4, 2, 12, tzinfo=UTC)
@@ -40,29 +36,10 @@ TABLES: list[Table] = [t.events, t.transactions, t.postings, t.lots, t.lot_alloc
                        t.account_balance_shards, t.ledger_heads, r.rule_awards, r.rule_counters, tier_credits,
                        t.outbox]
 # JSON keys that hold ids, and the table each points into (for comparing across id numberings)
+EVENT_IN_TEXT = re.compile(r"\(event (\d+)\)")
 ID_KEYS = {"event_id": "events", "first_event_id": "events", "last_event_id": "events",
            "transaction_id": "transactions", "clawback_of": "transactions", "award_id": "rule_awards",
            "account_id": "accounts"}
-
-
-@pytest.fixture
-def second_url(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """Another fresh database of the same backend as ``db_url``."""
-    url = make_url(db_url)
-    if url.get_backend_name() == "sqlite":
-        assert url.database
-        path = tmp_path / "second.db"
-        shutil.copy(url.database, path)  # still empty: copied before anything is written to it
-        yield f"sqlite:///{path}"
-        return
-    name = f"allegiance_t2_{uuid.uuid4().hex[:12]}"
-    engine = _pg_admin()
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"'))
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def prepared(url: str, count: int, seed: int, **build_options: Any) -> tuple[Allegiance, int, list[dict[str, Any]]]:
@@ -112,10 +89,10 @@ def count_chunked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return flushed
 
 
-def rows_of(app: Allegiance) -> dict[str, list[dict[str, Any]]]:
+def rows_of(app: Allegiance, tables: list[Table]) -> dict[str, list[dict[str, Any]]]:
     with app.read() as uow:
         return {table.name: [dict(row._mapping) for row in uow.conn.execute(
-            select(table).order_by(*table.primary_key.columns))] for table in TABLES}
+            select(table).order_by(*table.primary_key.columns))] for table in tables}
 
 
 def canonical(tables: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -137,6 +114,8 @@ def canonical(tables: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                     for k, v in value.items()}
         if isinstance(value, list):
             return [walk(item) for item in value]
+        if isinstance(value, str):  # a tier change's reason names its event: "order.placed (event 8)"
+            return EVENT_IN_TEXT.sub(lambda found: f"(event {ref('events', int(found[1]))})", value)
         return value
 
     columns = {"event_id": "events", "transaction_id": "transactions", "reverses_id": "transactions",
@@ -163,8 +142,8 @@ def summary_of(summary: ImportSummary) -> tuple[Any, ...]:
             [tuple(reject) for reject in summary.rejected])
 
 
-def assert_same(chunked: Allegiance, reference: Allegiance) -> None:
-    fast, slow = rows_of(chunked), rows_of(reference)
+def assert_same(chunked: Allegiance, reference: Allegiance, tables: list[Table] = TABLES) -> None:
+    fast, slow = rows_of(chunked, tables), rows_of(reference, tables)
     for app in (chunked, reference):
         with app.read() as uow:
             report = verify(uow.conn)
@@ -241,12 +220,12 @@ def test_a_refused_event_sends_its_chunk_event_by_event(db_url: str, second_url:
         reference.close()
 
 
-def test_a_busy_observer_sends_every_chunk_event_by_event(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a tier ladder or referrals configured, events go one by one (their observers read what
-    each event wrote): the chunked path never runs."""
+def test_referrals_send_every_chunk_event_by_event(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With referrals configured, events go one by one (a conversion records derived events as
+    each qualifying order lands): the chunked path never runs."""
     app, program_id, rows = prepared(db_url, 40, 11)
     try:
-        monkeypatch.setattr(TiersService, "is_idle", lambda self, program_id: False)
+        monkeypatch.setattr(ReferralsService, "is_idle", lambda self, program_id: False)
         flushes = count_chunked(monkeypatch)
         summary = import_rows(app, program_id, list(enumerate(rows, start=2)), chunk_size=10)
         assert summary.accepted == 40 and flushes == []

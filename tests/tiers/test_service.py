@@ -5,7 +5,7 @@ review job's idempotence, and the rules feeding on tiers (credits, multiplier, c
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from allegiance.bootstrap import Allegiance
 from allegiance.events.model import IncomingEvent
 from allegiance.kernel.clock import FixedClock
 from allegiance.storage import tables as t
-from allegiance.storage.tables_tiers import tier_history
+from allegiance.storage.tables_tiers import tier_history, tier_measures
 from tests import factories as f
 from tests.conftest import ProgramFixture
 
@@ -152,6 +152,23 @@ def test_a_ladder_added_later_counts_the_events_already_stored(allegiance: Alleg
     assert tier(allegiance, program.id, org) == "member"  # statuses move with the next event or review
     assert review(allegiance, program.id)["upgraded"] == 1
     assert tier(allegiance, program.id, org) == "gold"
+
+
+def test_an_event_sent_with_an_offset_counts_on_its_utc_day(allegiance: Allegiance, program: ProgramFixture) -> None:
+    """22:00 in New York on 1 January is 03:00 UTC on the 2nd: the daily total is the 2nd's, as a
+    rebuild from the stored (UTC) event makes it."""
+    setup(allegiance, program.id)
+    org = f.organization(allegiance, program.id)["id"]
+    order(allegiance, program.id, org, 700, datetime(2025, 1, 1, 22, tzinfo=timezone(timedelta(hours=-5))))
+
+    def days() -> list[Any]:
+        with allegiance.read() as uow:
+            return [row.day for row in uow.conn.execute(select(tier_measures.c.day))]
+
+    assert days() == [date(2025, 1, 2)]
+    with allegiance.write() as uow:
+        uow.tiers.measurer.rebuild(program.id, uow.tiers.ladders(program.id)[0])
+    assert days() == [date(2025, 1, 2)]
 
 
 def test_rules_see_the_tier_multiply_by_it_and_feed_credits(allegiance: Allegiance,

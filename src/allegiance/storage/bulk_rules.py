@@ -20,12 +20,15 @@ Per chunk (``_in_bulk``):
    ``flush`` in about fifteen bulk statements. What does not change within a chunk (program
    settings, organizations' tiers) is read once.
 
+   The tiers observer runs after each event as through the API, on ``chunk_tiers.BufferedTiers``
+   (window totals kept current in memory, daily totals written by the flush).
+
 The chunk commits as one transaction, as before: its events, postings and outbox rows together
 or not at all. A chunk goes event by event instead (``_one_by_one``, the former path: a savepoint
-per row) when a tier ladder, a discount card or referrals are configured (their observers read and
-write as each event lands), when a concurrent importer stored one of its source ids first, or when
-the pipeline refused one of its events (any ``AllegianceError``): that chunk is rolled back and
-redone, so every row gets the same outcome as through the API.
+per row) when referrals are configured (a conversion records derived events as the qualifying
+order lands), when a concurrent importer stored one of its source ids first, or when the pipeline
+refused one of its events (any ``AllegianceError``): that chunk is rolled back and redone, so
+every row gets the same outcome as through the API.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ from allegiance.storage.bulk_summary import (
     emit_imported,
 )
 from allegiance.storage.bulk_write import Row, existing_events, import_done, insert_events_in_order
-from allegiance.storage.chunk_ports import BufferedEvents, BufferedLedger, BufferedRules, BufferedTiers
+from allegiance.storage.chunk_ports import BufferedEvents, BufferedLedger, BufferedRules
+from allegiance.storage.chunk_tiers import BufferedTiers
 from allegiance.storage.chunk_writes import ChunkWrites, Redo
 from allegiance.tiers.service import TiersService
 
@@ -117,8 +121,8 @@ def _in_bulk(app: Allegiance, program_id: int, batch: Batch, checker: PayloadChe
     event by event. Raises ``Redo`` (its transaction rolled back) when it turns out it must."""
     tally = Tally()
     with app.write() as uow:
-        if not all(observer.is_idle(program_id) for observer in uow.events.observers):
-            return None
+        if not all(observer.is_idle(program_id) for observer in uow.events.observers if observer is not uow.tiers):
+            return None  # referrals record derived events as they convert: event by event
         parsed = _parse(batch, checker, tally)
         subjects.load(uow.conn, [prepared for _, prepared in parsed])
         new = _classify(uow, program_id, parsed, subjects, tally, utc_text(app.clock.now()))
@@ -232,15 +236,20 @@ def _prefetch(uow: UnitOfWork, writes: ChunkWrites, program_id: int, new: list[t
 
 
 class _ChunkTiers:
-    """The rules' view of tiers for one chunk: an organization's tier and multiplier read once
-    (nothing in a chunk that takes this path changes them: the tiers observer is idle), credits
-    passed through (to ``BufferedTiers``)."""
+    """The rules' view of tiers for one chunk: an organization's tier and multiplier read once, and
+    again after a status changed (an upgrade earlier in the chunk raises the multiplier of the
+    organization's next events, and of its subsidiaries' when they share it)."""
 
-    def __init__(self, tiers: TiersService) -> None:
+    def __init__(self, tiers: TiersService, port: BufferedTiers) -> None:
         self.tiers = tiers
+        self.port = port
         self.known: dict[tuple[int, int], tuple[str | None, Decimal]] = {}
+        self.seen = port.status_writes
 
     def tier_of(self, program_id: int, organization_id: int) -> tuple[str | None, Decimal]:
+        if self.seen != self.port.status_writes:
+            self.known.clear()
+            self.seen = self.port.status_writes
         key = (program_id, organization_id)
         if key not in self.known:
             self.known[key] = self.tiers.tier_of(program_id, organization_id)
@@ -264,12 +273,12 @@ def _pipeline(app: Allegiance, uow: UnitOfWork, writes: ChunkWrites) -> EventsSe
         return settings[program_id]
 
     rule_store = BufferedRules(conn, clock, writes)
-    tiers = TiersService(BufferedTiers(conn, clock, writes), uow.programs, uow.program_store, clock,
-                         declared_types=rule_store.declared_types)
-    rules = RulesService(rule_store, ledger, settings_of, clock, tiers=_ChunkTiers(tiers),
+    tier_store = BufferedTiers(conn, clock, writes)
+    tiers = TiersService(tier_store, uow.programs, uow.program_store, clock, declared_types=rule_store.declared_types)
+    rules = RulesService(rule_store, ledger, settings_of, clock, tiers=_ChunkTiers(tiers, tier_store),
                          declared_types=rule_store.declared_types)
     return EventsService(BufferedEvents(conn, clock, writes), uow.program_store, ledger, app.rules, clock,
-                         observers=(), rule_book=rules)
+                         observers=(tiers,), rule_book=rules)
 
 
 # -- event by event -------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from allegiance.storage.ledger_repo import (
     transaction_content,
 )
 from allegiance.storage.rules_repo import SqlCounters, SqlRules
-from allegiance.storage.tiers_repo import SqlTiers
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -329,15 +328,3 @@ class BufferedEvents(SqlEvents):
         self.writes.emit(program_id, topic, payload, organization_id)
 
     transactions_of_event = _flushing(SqlEvents.transactions_of_event)
-
-
-class BufferedTiers(SqlTiers):
-    """``SqlTiers`` whose tier-qualifying credits wait in ``ChunkWrites`` (nothing reads them back
-    within a chunk that takes this path: the tiers observer is idle)."""
-
-    def __init__(self, conn: Connection, clock: Clock, writes: ChunkWrites) -> None:
-        super().__init__(conn, clock)
-        self.writes = writes
-
-    def add_credit(self, values: dict[str, Any]) -> None:
-        self.writes.tier_credits.append({**values, "created_at": self.clock.now()})

@@ -33,9 +33,9 @@ Why the result is the same rows as the per-event path:
   rows follow the same order as event by event. The chunk's own ``events.imported`` row is
   written after the last flush, as before.
 
-The ports that write here are in :mod:`allegiance.storage.chunk_ports`. Only for a chunk in which
-nothing outside these ports writes those tables: ``bulk_rules`` uses it when the program's event
-observers (tier ladders, referrals) are idle.
+The ports that write here are in :mod:`allegiance.storage.chunk_ports` and
+:mod:`allegiance.storage.chunk_tiers`. Only for a chunk in which nothing outside these ports
+writes those tables: ``bulk_rules`` uses it unless referrals are configured.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -62,7 +62,7 @@ from allegiance.storage.ledger_repo import (
     SqlLedger,
     account_of,
 )
-from allegiance.storage.tables_tiers import tier_credits
+from allegiance.storage.tables_tiers import tier_credits, tier_measures
 from allegiance.storage.types import UTCDateTime
 from allegiance.storage.upsert import insert_ignore
 
@@ -92,6 +92,14 @@ def _shard_upsert(dialect: str) -> Any:
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(_shards)
     return statement.on_conflict_do_update(index_elements=["account_id", "shard"],
                                            set_={"amount": _shards.c.amount + statement.excluded.amount})
+
+
+def _measure_upsert(dialect: str) -> Any:
+    m = tier_measures
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(m)
+    return statement.on_conflict_do_update(
+        index_elements=["program_id", "scope", "measure", "subject", "day"],
+        set_={"amount": m.c.amount + statement.excluded.amount, "count": m.c.count + statement.excluded.count})
 
 
 class Redo(Exception):
@@ -253,6 +261,8 @@ class ChunkWrites:
         self.pending_known: set[tuple[int, str, str]] = set()  # (program, release type, key) prefetched
         self.outbox: list[dict[str, Any]] = []
         self.tier_credits: list[dict[str, Any]] = []
+        # tier daily totals: (program, scope, measure, subject) -> (organization, {day: [amount, count]})
+        self.tier_measures: dict[tuple[int, str, str, str], tuple[int, dict[date, list[int]]]] = {}
         self.flushes = 0
 
     # -- state ---------------------------------------------------------------------------------
@@ -381,11 +391,12 @@ class ChunkWrites:
                  "c_amount": self.counters[(program_id, key)][0], "c_count": self.counters[(program_id, key)][1]}
                 for program_id, key in moved])
         insert_rows(conn, tier_credits, self.tier_credits)
+        self._flush_tier_measures()
         insert_rows(conn, t.outbox, self.outbox)
         for pending in (self.transactions, self.postings, self.allocations, self.outbox, self.tier_credits):
             pending.clear()
         for changed in (self.balances, self.shards, self.changed_awards, self.fresh_awards, self.new_lots,
-                        self.new_lots_of, self.taken):
+                        self.new_lots_of, self.taken, self.tier_measures):
             changed.clear()
         self.moved_heads.clear()
         self.moved_counters.clear()
@@ -401,6 +412,16 @@ class ChunkWrites:
         created = insert_rows(self.conn, table, rows, if_absent=True)
         if created != len(rows):
             raise Redo(f"{table.name}: {len(rows) - created} rows were created concurrently")
+
+    def _flush_tier_measures(self) -> None:
+        """Add the chunk's daily totals to the stored ones (one upsert per row, in key order so that
+        two importers lock rows in the same order)."""
+        rows = [{"program_id": program_id, "scope": scope, "measure": measure, "subject": subject, "day": day,
+                 "organization_id": organization_id, "amount": amount, "count": count}
+                for (program_id, scope, measure, subject), (organization_id, days) in sorted(self.tier_measures.items())
+                for day, (amount, count) in sorted(days.items())]
+        if rows:
+            self.conn.execute(_measure_upsert(self.conn.dialect.name), rows)
 
     def _flush_awards(self) -> None:
         insert_rows(self.conn, _a, [self.awards[award_id] for award_id in self.fresh_awards])

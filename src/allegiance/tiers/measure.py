@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from allegiance.tiers.model import Criterion, Ladder, Level, Measure, Window, WindowKind
-from allegiance.tiers.policy import MeasureKey, day_start, key_of, read_amount, window_days
+from allegiance.tiers.policy import MeasureKey, day_start, key_of, read_amount, utc_day, window_days
 from allegiance.tiers.ports import TiersPort
 
 EVENT_MEASURES = (Measure.VALUE, Measure.VOLUME, Measure.COUNT)
@@ -102,7 +102,7 @@ class Measurer:
                 if criterion.field is not None:
                     amount = read_amount(payload, criterion.field) or 0
                 self.port.add_measure(program_id, stored.scope, subject, organization_id, signature,
-                                      occurred_at.date(), amount, 1)
+                                      utc_day(occurred_at), amount, 1)
                 changed = True
             elif criterion.measure is Measure.PARTICIPANTS and participant_id is not None:
                 self.port.mark_participant(program_id, stored.scope, signature, participant_id, organization_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -100,6 +101,10 @@ class Criterion(Strict):
 
     def signature(self) -> str:
         """What is measured, independent of the threshold: tiers sharing it share one running total."""
+        return self._signature
+
+    @cached_property
+    def _signature(self) -> str:  # read for every criterion of every event a ladder measures: computed once
         types = ",".join(sorted(set(self.event_types)))
         return f"{self.measure.value}|{types}|{self.field or ''}"[:200]
 
@@ -178,11 +183,15 @@ class Ladder(Strict):
 
     def criteria(self) -> list[Criterion]:
         """Every distinct measure the ladder needs (one per signature and window)."""
+        return list(self._criteria)
+
+    @cached_property
+    def _criteria(self) -> tuple[Criterion, ...]:  # the model is frozen: computed once per ladder
         seen: dict[tuple[str, Window | None], Criterion] = {}
         for tier in self.tiers:
             for criterion in tier.requires:
                 seen.setdefault((criterion.signature(), criterion.window), criterion)
-        return list(seen.values())
+        return tuple(seen.values())
 
     def rank_of(self, code: str | None) -> int:
         """0-based position of a tier code; -1 for none (or a code no longer in the ladder)."""

@@ -60,8 +60,13 @@ def window_days(window: Window, day: date) -> tuple[date | None, date]:
 
 def last_boundary(period: Period, at: datetime) -> datetime:
     """The most recent period boundary at or before ``at`` (midnight UTC opening the current period)."""
-    start = period_start(period, at.astimezone(UTC).date())
+    start = period_start(period, utc_day(at))
     return datetime(start.year, start.month, start.day, tzinfo=UTC)
+
+
+def utc_day(at: datetime) -> date:
+    """The UTC day a moment falls on: daily totals are kept per UTC day, whatever offset an event was sent with."""
+    return at.astimezone(UTC).date()
 
 
 def day_start(day: date) -> datetime:

@@ -44,6 +44,7 @@ from allegiance.tiers.policy import (
     qualify,
     read_amount,
     review,
+    utc_day,
     visible_to,
 )
 from allegiance.tiers.ports import TiersPort
@@ -225,11 +226,11 @@ class TiersService:
         card = DiscountCard.model_validate(row["document"])
         if card.kind is not CardKind.CUMULATIVE or event.type not in card.event_types:
             return
-        if card.valid_from and event.occurred_at.date().isoformat() < card.valid_from:
+        if card.valid_from and utc_day(event.occurred_at).isoformat() < card.valid_from:
             return
         amount = read_amount(event.payload, card.field) or 0
         self.port.add_measure(program_id, f"card:{row['id']}", org_subject(organization_id), organization_id,
-                              "cumulative", event.occurred_at.date(), amount, 1)
+                              "cumulative", utc_day(event.occurred_at), amount, 1)
 
     # -- status changes ---------------------------------------------------------------------------
     def _subject(self, stored: StoredLadder, organization_id: int, participant_id: int | None) -> str:
@@ -448,7 +449,7 @@ class TiersService:
             for _org, _person, _type, occurred_at, payload in self.port.replay_events(
                     program_id, card.event_types, organization_id=organization_id, since=since):
                 self.port.add_measure(program_id, scope, org_subject(organization_id), organization_id,
-                                      "cumulative", occurred_at.date(), read_amount(payload, card.field) or 0, 1)
+                                      "cumulative", utc_day(occurred_at), read_amount(payload, card.field) or 0, 1)
         self.port.emit(program_id, "discount_card.set", {"organization_id": organization_id,
                                                          "kind": card.kind.value, "by": by}, organization_id)
         return self.card(program_id, organization_id)
@@ -467,14 +468,14 @@ class TiersService:
         if row is not None and card is not None and card.kind is CardKind.CUMULATIVE:
             first = datetime.fromisoformat(card.valid_from).date() if card.valid_from else None
             cumulative = self.port.sum_measure(program_id, f"card:{row['id']}", "cumulative",
-                                               [org_subject(organization_id)], first, at.date())[0]
+                                               [org_subject(organization_id)], first, utc_day(at))[0]
         tier_code, tier_percent = None, Decimal(0)
         stored = self.ladder_at(program_id, Level.ORGANIZATION)
         if stored is not None:
             rank = self.effective_rank(program_id, stored, organization_id)
             if rank >= 0:
                 tier_code, tier_percent = stored.ladder.tiers[rank].code, stored.ladder.tiers[rank].discount_percent
-        return discount(card, cumulative, at.date(), tier_code, tier_percent)
+        return discount(card, cumulative, utc_day(at), tier_code, tier_percent)
 
 
 def _shown(ladder: Ladder, values: dict[Any, int]) -> list[dict[str, Any]]:
