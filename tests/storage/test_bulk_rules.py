@@ -18,7 +18,7 @@ import allegiance.storage.bulk_rules as bulk_rules
 from allegiance.bootstrap import Allegiance, build
 from allegiance.kernel.clock import FixedClock
 from allegiance.kernel.errors import ValidationFailed
-from allegiance.referrals.service import ReferralsService
+from allegiance.referrals.model import ReferralSettings, RegisterReferral
 from allegiance.rules.engine import AwardIntent, EventContext
 from allegiance.storage import tables as t
 from allegiance.storage import tables_rules as r
@@ -39,7 +39,7 @@ TABLES: list[Table] = [t.events, t.transactions, t.postings, t.lots, t.lot_alloc
 EVENT_IN_TEXT = re.compile(r"\(event (\d+)\)")
 ID_KEYS = {"event_id": "events", "first_event_id": "events", "last_event_id": "events",
            "transaction_id": "transactions", "clawback_of": "transactions", "award_id": "rule_awards",
-           "account_id": "accounts"}
+           "account_id": "accounts", "qualifying_event_id": "events"}
 
 
 def prepared(url: str, count: int, seed: int, **build_options: Any) -> tuple[Allegiance, int, list[dict[str, Any]]]:
@@ -220,17 +220,47 @@ def test_a_refused_event_sends_its_chunk_event_by_event(db_url: str, second_url:
         reference.close()
 
 
-def test_referrals_send_every_chunk_event_by_event(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With referrals configured, events go one by one (a conversion records derived events as
-    each qualifying order lands): the chunked path never runs."""
-    app, program_id, rows = prepared(db_url, 40, 11)
+def with_referral(app: Allegiance, program_id: int) -> int:
+    """Referrals on, and the program's last organization referred by a person of its first: that
+    organization's first order converts it. Returns the referred organization."""
+    with app.write() as uow:
+        orgs = [row.id for row in uow.conn.execute(select(t.organizations.c.id).where(
+            t.organizations.c.program_id == program_id).order_by(t.organizations.c.id))]
+        referrer = int(uow.conn.execute(select(t.participants.c.id).where(
+            t.participants.c.organization_id == orgs[0]).order_by(t.participants.c.id)).scalars().first())
+        uow.referrals.set_settings(program_id, ReferralSettings(), "test")
+        code = uow.referrals.code_for(program_id, referrer)["code"]
+        uow.referrals.register(program_id, RegisterReferral(code=code, organization_id=orgs[-1],
+                                                            contact_email="buyer@newcomer.example"), "test")
+    return orgs[-1]
+
+
+def test_only_a_chunk_that_may_convert_a_referral_goes_event_by_event(db_url: str, second_url: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With referrals on, the chunk holding the referred organization's first order goes event by
+    event (the conversion records derived events as it lands); the others run chunked; the rows
+    are those of event by event throughout."""
+    chunked, program_id, rows = prepared(db_url, 80, 11)
+    reference, other_id, _ = prepared(second_url, 80, 11)
+    referred = with_referral(chunked, program_id)
+    assert with_referral(reference, other_id) == referred
+    file = list(enumerate(rows, start=2))
     try:
-        monkeypatch.setattr(ReferralsService, "is_idle", lambda self, program_id: False)
         flushes = count_chunked(monkeypatch)
-        summary = import_rows(app, program_id, list(enumerate(rows, start=2)), chunk_size=10)
-        assert summary.accepted == 40 and flushes == []
+        first = import_rows(chunked, program_id, file, chunk_size=10)
+        chunks = len(flushes)
+        one_by_one(monkeypatch)
+        expected = import_rows(reference, other_id, file, chunk_size=10)
+        assert summary_of(first) == summary_of(expected)
+        assert 0 < chunks < 8, "every chunk, or none, went event by event"
+        with chunked.read() as uow:
+            converted = uow.conn.execute(select(t.events.c.organization_id).where(
+                t.events.c.type == "referral.converted")).scalars().all()
+        assert sorted(converted) == sorted([referred, converted[0]]) and len(converted) == 2  # both sides, once
+        assert_same(chunked, reference)
     finally:
-        app.close()
+        chunked.close()
+        reference.close()
 
 
 def test_two_chunked_importers_never_exceed_a_cap_nor_store_an_event_twice(db_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,6 +23,9 @@ class ReferralsPort(Protocol):
 
     def referral(self, program_id: int, referral_id: int) -> dict[str, Any] | None: ...
     def referral_of(self, program_id: int, organization_id: int) -> dict[str, Any] | None: ...
+
+    def waiting_among(self, program_id: int, organization_ids: Collection[int]) -> set[int]:
+        """Those of the organizations that were referred and have not yet placed a qualifying order."""
     def count_since(self, program_id: int, since: datetime, *, code_id: int | None = None,
                     source: str | None = None) -> int: ...
 

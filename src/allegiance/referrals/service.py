@@ -13,7 +13,7 @@ Raises: ``NotFound``, ``ValidationFailed``, ``ReferralsNotConfigured``, ``Alread
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -143,6 +143,18 @@ class ReferralsService:
     # -- the observer ------------------------------------------------------------------------------------
     def is_idle(self, program_id: int) -> bool:
         return self.port.settings(program_id) is None
+
+    def quiet_for(self, program_id: int, events: Iterable[tuple[str, int | None]]) -> bool:
+        """True when none of these events — ``(type, organization id)`` — can convert a referral: no
+        qualifying order of an organization still waiting. A bulk import then runs its chunk
+        without this observer (if one can, that chunk goes event by event: a conversion records
+        derived events as it lands)."""
+        document = self.port.settings(program_id)
+        if document is None:
+            return True
+        qualifying = ReferralSettings.model_validate(document["document"]).qualifying_event
+        candidates = {org for type_, org in events if type_ == qualifying and org is not None}
+        return not candidates or not self.port.waiting_among(program_id, candidates)
 
     def after_event(self, event: EventContext, transaction_ids: Sequence[int]) -> None:
         """On a qualifying order of a referred organization still waiting: convert it, or hold it for

@@ -18,17 +18,18 @@ Per chunk (``_in_bulk``):
    allocated up front, locks are held to the commit, and the chunk's transactions, postings,
    lots, balances, chain head, awards, counters, tier credits and outbox rows are written by one
    ``flush`` in about fifteen bulk statements. What does not change within a chunk (program
-   settings, organizations' tiers) is read once.
+   settings, the organization tree) is read once.
 
    The tiers observer runs after each event as through the API, on ``chunk_tiers.BufferedTiers``
    (window totals kept current in memory, daily totals written by the flush).
 
 The chunk commits as one transaction, as before: its events, postings and outbox rows together
 or not at all. A chunk goes event by event instead (``_one_by_one``, the former path: a savepoint
-per row) when referrals are configured (a conversion records derived events as the qualifying
-order lands), when a concurrent importer stored one of its source ids first, or when the pipeline
-refused one of its events (any ``AllegianceError``): that chunk is rolled back and redone, so
-every row gets the same outcome as through the API.
+per row) when one of its events may convert a referral (a qualifying order of an organization
+still waiting: the conversion records derived events as it lands), when a concurrent importer
+stored one of its source ids first, or when the pipeline refused one of its events (any
+``AllegianceError``): that chunk is rolled back and redone, so every row gets the same outcome
+as through the API.
 """
 
 from __future__ import annotations
@@ -121,11 +122,14 @@ def _in_bulk(app: Allegiance, program_id: int, batch: Batch, checker: PayloadChe
     event by event. Raises ``Redo`` (its transaction rolled back) when it turns out it must."""
     tally = Tally()
     with app.write() as uow:
-        if not all(observer.is_idle(program_id) for observer in uow.events.observers if observer is not uow.tiers):
-            return None  # referrals record derived events as they convert: event by event
+        chunked = (uow.tiers, uow.referrals)  # run in the chunk, or asked below
+        if not all(observer.is_idle(program_id) for observer in uow.events.observers if observer not in chunked):
+            return None
         parsed = _parse(batch, checker, tally)
         subjects.load(uow.conn, [prepared for _, prepared in parsed])
         new = _classify(uow, program_id, parsed, subjects, tally, utc_text(app.clock.now()))
+        if not uow.referrals.quiet_for(program_id, [(event.type, values[3]) for event, values in new]):
+            return None  # a conversion records derived events as it lands: this chunk goes event by event
         event_ids = insert_events_in_order(uow.conn, [values for _, values in new])
         if event_ids is None:
             raise Redo("a source id was stored concurrently")

@@ -7,6 +7,7 @@ concurrent first orders exactly one converts a referral.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +77,15 @@ class SqlReferrals:
         r = referrals
         return one_row(self.conn, select(r).where(r.c.program_id == program_id,
                                                r.c.referred_organization_id == organization_id))
+
+    def waiting_among(self, program_id: int, organization_ids: Collection[int]) -> set[int]:
+        r, wanted = referrals, sorted(set(organization_ids))
+        found: set[int] = set()
+        for start in range(0, len(wanted), 500):
+            found.update(int(i) for i in self.conn.execute(select(r.c.referred_organization_id).where(
+                r.c.program_id == program_id, r.c.status == "registered",
+                r.c.referred_organization_id.in_(wanted[start:start + 500]))).scalars())
+        return found
 
     def count_since(self, program_id: int, since: datetime, *, code_id: int | None = None,
                     source: str | None = None) -> int:
