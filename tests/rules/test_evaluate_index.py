@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allegiance.rules import index as rule_index
-from allegiance.rules.actions import _new_firing
+from allegiance.rules.actions import new_firing
 from allegiance.rules.evaluate import Firing, compile_rule_set, evaluate
 from allegiance.rules.model import Recipient, Rounding, RuleSet
 from tests.rules.reference_evaluate import reference_evaluate
@@ -240,7 +240,7 @@ def test_a_line_condition_on_an_event_field_does_not_group_the_lines() -> None:
 def test_the_fast_firing_constructor_builds_the_same_frozen_firing() -> None:
     args = ("r", "R", "award", 5, "PTS", Recipient.PARTICIPANT, {"payload.x": 1}, "why", 5, "O1", 2, Decimal("1.5"),
             Rounding.HALF_UP)
-    fast, slow = _new_firing(*args), Firing(*args)
+    fast, slow = new_firing(*args), Firing(*args)
     assert fast == slow and repr(fast) == repr(slow) and list(vars(fast)) == list(vars(slow))
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.amount = 6  # type: ignore[misc]

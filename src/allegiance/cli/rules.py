@@ -7,6 +7,7 @@ jump away in an editor.
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from allegiance.cli.common import application, console, err, fail, guarded, program_id_for
 from allegiance.kernel.errors import AllegianceError
+from allegiance.storage.backtest_feed import PARALLEL_MIN_EVENTS, FeedFailed, evaluated_in_child
 
 rules_app = typer.Typer(help="Earning rules as data: apply a YAML/JSON file, activate a version, list, "
                              "backtest a draft, release pending awards.", no_args_is_help=True)
@@ -208,6 +210,9 @@ def simulate(
     start: Annotated[str, typer.Option("--from", help="First day replayed (YYYY-MM-DD, UTC) or ISO instant")] = "",
     end: Annotated[str, typer.Option("--to", help="Last day replayed (included), or an ISO instant (excluded)")] = "",
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    parallel: Annotated[bool | None, typer.Option(
+        "--parallel/--no-parallel", help="Evaluate in a second process while this one settles (default: "
+                                         f"when {PARALLEL_MIN_EVENTS:,} events or more are replayed)")] = None,
 ) -> None:
     """Backtest a draft: replay the stored events of [--from, --to) through it, writing nothing, and
     report what it would have issued, the liability, who it reaches, caps hit and idle rules."""
@@ -226,11 +231,20 @@ def simulate(
         program_id = program_id_for(app, program)
         try:
             with app.read() as uow:
-                report = uow.rules.simulate(program_id, target, begin, finish, tiers=getattr(uow, "tiers", None))
+                if parallel is None:
+                    draft = uow.rules.draft(program_id, target, begin, finish)
+                    parallel = (os.cpu_count() or 1) > 1 and \
+                        uow.rules.replay_size(program_id, draft, begin, finish) >= PARALLEL_MIN_EVENTS
+                feed = evaluated_in_child(app.settings) if parallel else None
+                report = uow.rules.simulate(program_id, target, begin, finish, tiers=getattr(uow, "tiers", None),
+                                            feed=feed)
         except AllegianceError as exc:
             if file is not None:
                 _fail_on(file, text, exc)
             fail(str(exc))
+            raise
+        except FeedFailed as exc:
+            fail(str(exc), code=1)
             raise
     if output == "json":
         print(json.dumps(report.as_dict(), indent=2, default=str))

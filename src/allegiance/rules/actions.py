@@ -119,7 +119,7 @@ _ONE = cast(Decimal, Firing.__dataclass_fields__["multiplier"].default)  # the o
 _new_object = object.__new__
 
 
-def _new_firing(rule: str, rule_name: str, kind: str, amount: int, unit: str | None, recipient: Recipient,
+def new_firing(rule: str, rule_name: str, kind: str, amount: int, unit: str | None, recipient: Recipient,
                 inputs: dict[str, Any], reason: str, basis: int | None, key: Any, line: int | None,
                 multiplier: Decimal, rounding: Rounding) -> Firing:
     """``Firing(...)`` with every field given, without the generated frozen ``__init__``: that one
@@ -230,7 +230,7 @@ def compile_fire(rule: Rule, line_when: tuple[Predicate, ...],
                     return []
                 amount, basis, inputs, reason = computed, value, {path: value}, reason_of(value)
             key = read_parts(subject, key_parts) if key_parts is not None else None
-            return [_new_firing(code, name, "award", amount, own_unit or default_unit, recipient, inputs, reason,
+            return [new_firing(code, name, "award", amount, own_unit or default_unit, recipient, inputs, reason,
                                 basis, None if key is MISSING else key, None, _ONE, rounding)]
 
         return fire
@@ -265,7 +265,7 @@ def compile_fire(rule: Rule, line_when: tuple[Predicate, ...],
                 if not all(p(line_subject) for p in rest):
                     continue
             if fixed is not None:
-                firings.append(_new_firing(code, name, "award", fixed[0], unit, recipient, {"line": index}, fixed[1],
+                firings.append(new_firing(code, name, "award", fixed[0], unit, recipient, {"line": index}, fixed[1],
                                            None, key, index, _ONE, rounding))
                 continue
             value = read_parts(item, parts) if in_line else read_parts(subject, parts)
@@ -276,7 +276,7 @@ def compile_fire(rule: Rule, line_when: tuple[Predicate, ...],
                                                key, index))
                 continue
             if computed > 0:
-                firings.append(_new_firing(code, name, "award", computed, unit, recipient, {path: value, "line": index},
+                firings.append(new_firing(code, name, "award", computed, unit, recipient, {path: value, "line": index},
                                            reason_of(value), value, key, index, _ONE, rounding))
         return firings
 

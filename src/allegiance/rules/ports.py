@@ -60,6 +60,9 @@ class RulesPort(Protocol):
                       chunk: int = 5_000) -> Iterator[StoredEvent]:
         """Stored events of a type in [start, end), in (occurred_at, id) order, read a chunk at a time."""
 
+    def count_events(self, program_id: int, event_types: Sequence[str], start: datetime, end: datetime) -> int:
+        """How many stored events of those types are in [start, end)."""
+
     def subjects(self, program_id: int, organization_ids: Collection[int],
                  participant_ids: Collection[int]) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
         """Organizations and participants by id."""

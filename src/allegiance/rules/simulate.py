@@ -24,16 +24,17 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from allegiance.ledger.policy import AwardSplit, SplitMode
 from allegiance.programs.model import ProgramSettings
+from allegiance.rules.actions import new_firing
 from allegiance.rules.engine import EventContext
 from allegiance.rules.evaluate import MISSING, CompiledRule, CompiledRuleSet, Firing, evaluate, read
-from allegiance.rules.model import Clawback, Recipient
+from allegiance.rules.model import Clawback, Recipient, Rounding
 from allegiance.rules.settle import Grant, MemoryCounters, settle
 
+_ONE = Decimal(1)
 KEY_LIMIT = 1_000_000  # match keys kept for clawbacks and releases (~200 bytes each)
 TOP = 10
 
@@ -45,6 +46,115 @@ def merged(streams: Iterable[Iterator[StoredEvent]]) -> Iterator[StoredEvent]:
     """One stream in (occurred_at, id) order from per-event-type streams that are each in that order
     (each read along the ``(program, type, occurred_at)`` index, so no query sorts the history)."""
     return heapq.merge(*streams, key=lambda event: (event[0], event[1]))
+
+
+class Draft(NamedTuple):
+    """A backtest's rule set: compiled, its saved version (None: a document never saved), and the
+    document itself (what a second process compiles again)."""
+
+    compiled: CompiledRuleSet
+    version: int | None
+    document: Any
+
+
+class Evaluated(NamedTuple):
+    """One event as the stateful half of a backtest (``Simulation.apply``) needs it: plain values,
+    no payload and no subject, so that evaluating and settling can run in two processes."""
+
+    type: str
+    occurred_at: datetime
+    organization_id: int | None  # None: the event names no organization, nothing is earned
+    participant_id: int | None
+    firings: list[tuple[Firing, str | None]]  # each with its match key (clawbacks, releases), if any
+    fired: list[str]  # codes of the rules that fired
+    releases: list[str]  # the match keys of pending awards this event releases
+
+
+def packed(event: Evaluated) -> tuple[Any, ...]:
+    """The event in values ``marshal`` carries (strings, numbers, None, lists, tuples), its firings
+    reduced to what settling reads — ~15x cheaper to load than a pickle of the objects."""
+    return (event.type, event.occurred_at.isoformat(), event.organization_id, event.participant_id,
+            [(f.rule, f.kind, f.amount, f.unit, f.recipient.value, f.basis,
+              None if f.multiplier == 1 else str(f.multiplier), f.rounding.value,
+              str(f.inputs.get("benefit")) if f.kind == "benefit" else None, key) for f, key in event.firings],
+            event.fired, event.releases)
+
+
+class Unpacker:
+    """``packed`` undone: the event with firings that settle exactly as the originals (their
+    display fields — name, reason, inputs other than a benefit's code — left empty)."""
+
+    def __init__(self) -> None:
+        self.multipliers: dict[str, Decimal] = {}
+        self.recipients = {r.value: r for r in Recipient}
+        self.roundings = {r.value: r for r in Rounding}
+
+    def __call__(self, plain: tuple[Any, ...]) -> Evaluated:
+        kind, at, organization_id, participant_id, firings, fired, releases = plain
+        return Evaluated(kind, datetime.fromisoformat(at), organization_id, participant_id, [
+            (new_firing(rule, "", firing_kind, amount, unit, self.recipients[recipient],
+                        {} if benefit is None else {"benefit": benefit}, "", basis, None, None,
+                        _ONE if multiplier is None else self._decimal(multiplier), self.roundings[rounding]), key)
+            for rule, firing_kind, amount, unit, recipient, basis, multiplier, rounding, benefit, key in firings],
+            fired, releases)
+
+    def _decimal(self, text: str) -> Decimal:
+        found = self.multipliers.get(text)
+        if found is None:
+            found = self.multipliers[text] = Decimal(text)
+        return found
+
+
+class Evaluator:
+    """The stateless half of a backtest: an event's subject evaluated against the draft. It reads
+    nothing the simulation changes, so it may run ahead of it (``storage.backtest_feed``)."""
+
+    def __init__(self, compiled: CompiledRuleSet, default_unit: str) -> None:
+        self.compiled = compiled
+        self.default_unit = default_unit
+        self.release_keys = {kind: sorted({r.timing.key for r in compiled.rule_set.rules
+                                           if r.enabled and r.timing.until_event == kind})
+                             for kind in compiled.release_types}
+
+    def __call__(self, context: EventContext, multiplier: Decimal = Decimal(1)) -> Evaluated:
+        """``context.organization`` carries its ``tier``, ``multiplier`` the tier's earn multiplier
+        (as ``RulesService.subject`` builds them for the live pipeline)."""
+        if context.organization is None:  # as the live pipeline: no organization, nothing earned
+            return Evaluated(context.type, context.occurred_at, None, None, [], [], [])
+        event = {"type": context.type, "occurred_at": context.occurred_at.isoformat(), "id": context.event_id}
+        subject = {"payload": context.payload, "organization": context.organization,
+                   "participant": context.participant or {}, "event": event}
+        fired: list[str] = []
+        firings = [(firing, self._match_key(firing, subject))
+                   for firing in evaluate(self.compiled, context.type, context.occurred_at, subject,
+                                          default_unit=self.default_unit, tier_multiplier=multiplier, fired=fired)]
+        releases = []
+        for path in self.release_keys.get(context.type, ()):
+            value = read(subject, path)
+            if value is not MISSING and value is not None:
+                releases.append(str(value)[:200])
+        person = int(context.participant["id"]) if context.participant else None
+        return Evaluated(context.type, context.occurred_at, int(context.organization["id"]), person, firings, fired,
+                         releases)
+
+    def _match_key(self, firing: Firing, subject: dict[str, Any]) -> str | None:
+        """The key a clawback looks awards up by, or an award is kept under (the live
+        ``rule_awards.match_key``): the firing's own, else a pending award's release key."""
+        if firing.kind == "clawback":
+            return str(firing.key)[:200]
+        if firing.kind in ("benefit", "tier_credit"):
+            return None
+        key = firing.key
+        if key is None:
+            compiled_rule = self.compiled.compiled(firing.rule)
+            if compiled_rule is not None and compiled_rule.rule.timing.until_event:
+                value = read(subject, compiled_rule.rule.timing.key)
+                key = None if value is MISSING else value
+        return None if key is None else str(key)[:200]
+
+
+# Where a backtest's evaluated events come from: (program id, draft, start, end) -> events in order
+Feed = Callable[[int, Draft, datetime, datetime], Iterable["Evaluated"]]
 
 
 class _Award:
@@ -139,9 +249,7 @@ class Simulation:
         self.counters = MemoryCounters()
         self.keyed: dict[str, list[_Award]] = {}  # match key → awards (insertion = id order)
         self.waiting: dict[tuple[str, str], list[_Award]] = {}  # (release event type, key) → pending awards
-        self.release_keys = {kind: sorted({r.timing.key for r in compiled.rule_set.rules
-                                           if r.enabled and r.timing.until_event == kind})
-                             for kind in compiled.release_types}
+        self.evaluator = Evaluator(compiled, settings.default_unit)
         self.fired: dict[str, int] = {}
         self.rule_issued: dict[str, dict[str, int]] = {}
         self.pending_count: dict[str, int] = {}
@@ -155,40 +263,35 @@ class Simulation:
 
     # -- one event ---------------------------------------------------------------------------
     def feed(self, context: EventContext, multiplier: Decimal = Decimal(1)) -> None:
-        """One event; ``context.organization`` carries its ``tier``, ``multiplier`` the tier's earn
-        multiplier (as ``RulesService.subject`` builds them for the live pipeline)."""
+        """One event, evaluated here (see ``Evaluator``)."""
+        self.apply(self.evaluator(context, multiplier))
+
+    def apply(self, event: Evaluated) -> None:
+        """One evaluated event, in (occurred_at, id) order: its firings settled against the
+        counters, then the pending awards it releases."""
         out = self.out
         out.events_read += 1
-        _add(out.events_by_type, context.type, 1)
-        if context.organization is None:  # as the live pipeline: no organization, nothing earned
+        _add(out.events_by_type, event.type, 1)
+        if event.organization_id is None:
             return
-        event = {"type": context.type, "occurred_at": context.occurred_at.isoformat(), "id": context.event_id}
-        subject = {"payload": context.payload, "organization": context.organization,
-                   "participant": context.participant or {}, "event": event}
-        fired: list[str] = []
-        for firing in evaluate(self.compiled, context.type, context.occurred_at, subject,
-                               default_unit=self.settings.default_unit, tier_multiplier=multiplier, fired=fired):
-            self._realise(context, subject, firing)
-        for code in fired:
+        for firing, match_key in event.firings:
+            self._realise(event, firing, match_key)
+        for code in event.fired:
             _add(self.fired, code, 1)
-        if context.type in self.release_keys:
-            self._release_matching(context, subject)
+        for value in event.releases:
+            for award in self.waiting.pop((event.type, value), []):
+                if award.status == "pending":
+                    self._release(award)
 
-    def _recipient(self, compiled_rule: CompiledRule, context: EventContext) -> tuple[int, int | None]:
-        assert context.organization is not None
-        org_id = int(context.organization["id"])
-        if compiled_rule.rule.recipient is Recipient.ORGANIZATION or not context.participant:
-            return org_id, None
-        return org_id, int(context.participant["id"])
-
-    def _realise(self, context: EventContext, subject: dict[str, Any], firing: Firing) -> None:
+    def _realise(self, event: Evaluated, firing: Firing, match_key: str | None) -> None:
         compiled_rule = self.compiled.compiled(firing.rule)
-        assert compiled_rule is not None
+        assert compiled_rule is not None and event.organization_id is not None
         rule = compiled_rule.rule
         if firing.kind == "clawback":
-            self._claw_back(compiled_rule, firing)
+            self._claw_back(compiled_rule, firing, match_key)
             return
-        org_id, person_id = self._recipient(compiled_rule, context)
+        org_id = event.organization_id
+        person_id = None if rule.recipient is Recipient.ORGANIZATION else event.participant_id
         if firing.kind == "benefit":
             _add(self.out.benefits, str(firing.inputs.get("benefit")), firing.amount)
             self._affected(org_id, person_id)
@@ -197,14 +300,9 @@ class Simulation:
             self.out.tier_credits += firing.amount
             _add(self.tier_credit_orgs, org_id, firing.amount)
             return
-        key = firing.key
-        if key is None and rule.timing.until_event:
-            value = read(subject, rule.timing.key)
-            key = None if value is MISSING else value
-        match_key = None if key is None else str(key)[:200]
         unit = firing.unit or self.settings.default_unit
         if not rule.timing.immediate:
-            award = _Award(compiled_rule, firing, firing.amount, "pending", context.occurred_at, org_id, person_id,
+            award = _Award(compiled_rule, firing, firing.amount, "pending", event.occurred_at, org_id, person_id,
                            unit)
             _add(self.pending_count, unit, 1)
             _add(self.pending_amount, unit, firing.amount)
@@ -214,10 +312,10 @@ class Simulation:
                 if rule.timing.until_event:
                     self.waiting.setdefault((rule.timing.until_event, match_key), []).append(award)
             return
-        grant = settle(firing, compiled_rule, context.occurred_at, org_id, person_id, self.counters)
+        grant = settle(firing, compiled_rule, event.occurred_at, org_id, person_id, self.counters)
         self._granted(compiled_rule, grant, unit, org_id, person_id)
         if match_key is not None and grant.amount > 0:
-            self._keep(match_key, _Award(compiled_rule, firing, grant.amount, "posted", context.occurred_at, org_id,
+            self._keep(match_key, _Award(compiled_rule, firing, grant.amount, "posted", event.occurred_at, org_id,
                                          person_id, unit))
 
     def _granted(self, compiled_rule: CompiledRule, grant: Grant, unit: str, org_id: int,
@@ -274,15 +372,6 @@ class Simulation:
             found.append(award)
 
     # -- pending awards ------------------------------------------------------------------------
-    def _release_matching(self, context: EventContext, subject: dict[str, Any]) -> None:
-        for path in self.release_keys[context.type]:
-            value = read(subject, path)
-            if value is MISSING or value is None:
-                continue
-            for award in self.waiting.pop((context.type, str(value)[:200]), []):
-                if award.status == "pending":
-                    self._release(award)
-
     def _release(self, award: _Award) -> None:
         _add(self.pending_count, award.unit, -1)
         _add(self.pending_amount, award.unit, -award.amount)
@@ -299,12 +388,12 @@ class Simulation:
         self._granted(award.rule, grant, award.unit, award.organization_id, award.participant_id)
 
     # -- clawback -------------------------------------------------------------------------------
-    def _claw_back(self, compiled_rule: CompiledRule, firing: Firing) -> None:
+    def _claw_back(self, compiled_rule: CompiledRule, firing: Firing, match_key: str | None) -> None:
         """The live arithmetic (``RulesService._claw_back``), assuming the holders still hold what
         is taken back: a backtest cannot know what they would have spent in between."""
         action = compiled_rule.rule.action
         assert isinstance(action, Clawback)
-        for award in self.keyed.get(str(firing.key)[:200], []):
+        for award in self.keyed.get(match_key or "", []):
             if award.rule.rule.code not in action.rules or award.status not in ("posted", "pending"):
                 continue
             awarded = award.amount + (award.clawed if award.status == "pending" else 0)
@@ -395,14 +484,3 @@ class Subjects:
         org, multiplier = self.orgs.get(org_id, (None, Decimal(1))) if org_id is not None else (None, Decimal(1))
         person = self.people.get(person_id) if person_id is not None else None
         return EventContext(program_id, event_id, event_type, at, payload, org, person), multiplier
-
-
-def replay(simulation: Simulation, events: Iterator[StoredEvent], subjects: Subjects, program_id: int,
-           chunk: int = 5_000) -> SimulationReport:
-    """Feed ``events`` (already in order) through ``simulation`` a chunk at a time."""
-    while batch := list(islice(events, chunk)):
-        subjects.prepare(batch)
-        for event in batch:
-            context, multiplier = subjects.context(program_id, event)
-            simulation.feed(context, multiplier)
-    return simulation.report()

@@ -26,11 +26,8 @@ instead, so the rules → postings pipeline runs for every new event in the chun
 
 from __future__ import annotations
 
-import gc
 import sys
-import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -54,6 +51,7 @@ from allegiance.events.prepare import (
 from allegiance.events.producer import Producer, prepared_chunks
 from allegiance.events.readers import RowSource
 from allegiance.events.rows import PayloadChecker, RowError
+from allegiance.kernel.collector import rare_collections
 from allegiance.storage import bulk_subjects
 from allegiance.storage import tables as t
 from allegiance.storage.bulk_rules import import_through_rules
@@ -142,31 +140,6 @@ def _import_chunks(app: Allegiance, program_id: int, chunks: Iterator[PreparedCh
         with app.write() as uow:
             import_done(uow.conn)
     return summary
-
-
-_collections_lock = threading.Lock()
-_importers = 0
-_threshold: tuple[int, int, int] = (0, 0, 0)
-
-
-@contextmanager
-def rare_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector ~70x less often while importing: a chunk is tens of
-    thousands of fresh tuples (no cycles), which the collector would otherwise scan over and over
-    (~10% of the writer's time). Restored when the last concurrent import in the process ends."""
-    global _importers, _threshold
-    with _collections_lock:
-        if _importers == 0:
-            _threshold = gc.get_threshold()
-            gc.set_threshold(max(_threshold[0], 50_000), *_threshold[1:])
-        _importers += 1
-    try:
-        yield
-    finally:
-        with _collections_lock:
-            _importers -= 1
-            if _importers == 0:
-                gc.set_threshold(*_threshold)
 
 
 def _store(conn: Connection, app: Allegiance, program_id: int, rows: list[Prepared], subjects: Subjects,

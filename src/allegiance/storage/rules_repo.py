@@ -334,6 +334,12 @@ class SqlRules:
                 return
             last = (rows[-1][0], rows[-1][1])
 
+    def count_events(self, program_id: int, event_types: Sequence[str], start: datetime, end: datetime) -> int:
+        e = t.events
+        return int(self.conn.execute(select(func.count()).select_from(e).where(
+            e.c.program_id == program_id, e.c.type.in_(list(event_types)), e.c.occurred_at >= start,
+            e.c.occurred_at < end)).scalar_one())
+
     def subjects(self, program_id: int, organization_ids: Collection[int],
                  participant_ids: Collection[int]) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
         """Organizations and participants by id, as ``SqlPrograms`` returns them, in one query each."""
