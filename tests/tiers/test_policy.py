@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allegiance.tiers.errors import LadderInvalid
+from allegiance.tiers.errors import LadderInvalid, parse
 from allegiance.tiers.model import DiscountCard, Ladder, Period, Window, WindowKind
 from allegiance.tiers.policy import (
     StatusFacts,
@@ -26,7 +26,6 @@ from allegiance.tiers.policy import (
     visible_to,
     window_days,
 )
-from allegiance.tiers.service import parse
 
 SALES = {"measure": "value", "event_types": ["order.placed"], "field": "payload.amount_minor"}
 PARTNER = Ladder.model_validate({

@@ -9,124 +9,36 @@ proportionally on returns. If anything raises, the event and all of it roll back
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from itertools import islice
 from typing import Any
 
-from pydantic import ValidationError
-
 from allegiance.kernel.clock import Clock
-from allegiance.kernel.collector import rare_collections
-from allegiance.kernel.errors import Conflict, NotFound, ValidationFailed
+from allegiance.kernel.errors import Conflict, NotFound
 from allegiance.ledger.model import AccountKind, TransactionKind
 from allegiance.ledger.policy import AwardSplit, SplitMode
 from allegiance.ledger.service import Credit, Debit, LedgerService
 from allegiance.programs.model import ProgramSettings
+from allegiance.rules.backtest import Backtesting
 from allegiance.rules.engine import EventContext
 from allegiance.rules.evaluate import (
     MISSING,
     CompiledRuleSet,
     Firing,
-    compile_rule_set,
     contest_entries,
     evaluate,
     read,
 )
-from allegiance.rules.model import AWARDING, Clawback, Fixed, Recipient, Rule, RuleSet, parse_rule_set
+from allegiance.rules.model import AWARDING, Clawback, Recipient, Rule
 from allegiance.rules.ports import NoTiers, RulesPort, TierView
 from allegiance.rules.settle import CounterKey, Counters, period_key, settle
-from allegiance.rules.simulate import (
-    Draft,
-    Evaluated,
-    Evaluator,
-    Feed,
-    Simulation,
-    SimulationReport,
-    Subjects,
-    merged,
-)
-
-KINDS = ("fixed", "percent", "per_unit", "stepped", "multiplier", "tier_credit", "benefit", "clawback")
-PRIZE_TAGS = ("fixed", "benefit")
-SIMULATION_CHUNK = 5_000  # events per query and per subject look-up in a backtest
-
-
-class RuleSetInvalid(ValidationFailed):
-    code = "rule_set_invalid"
-
-
-class NotActivatable(ValidationFailed):
-    code = "rule_set_not_activatable"
+from allegiance.rules.validation import NotActivatable, RuleSetInvalid, validated
 
 
 class AlreadyActive(Conflict):
     code = "rule_set_already_active"
-
-
-def error_path(loc: Sequence[Any]) -> str:
-    """pydantic's location as ``rules[2].action.percent`` (the union's tag step dropped)."""
-    out = ""
-    previous = None
-    for part in loc:
-        if (previous == "action" and part in KINDS) or (isinstance(previous, int) and part in PRIZE_TAGS
-                                                         and out.endswith(f"prizes[{previous}]")):
-            previous = part
-            continue
-        text = str(part)
-        out += f"[{text}]" if isinstance(part, int) else (f".{text}" if out else text)
-        previous = part
-    return out or "document"
-
-
-def validated(document: Any, settings: ProgramSettings, declared_types: set[str] | None) -> RuleSet:
-    """A rule-set document checked for shape and against the program (units, roles, event types)."""
-    if not isinstance(document, dict):
-        raise RuleSetInvalid("a rule set is an object with `rules` and `caps`", field="document")
-    try:
-        rule_set = parse_rule_set(document)
-    except ValidationError as exc:
-        errors = [{"field": error_path(e["loc"]), "reason": e["msg"]} for e in exc.errors()]
-        first = errors[0]
-        raise RuleSetInvalid(first["reason"], field=first["field"], errors=errors) from None
-    units = {u.code for u in settings.units}
-    for index, rule in enumerate(rule_set.rules):
-        where = f"rules[{index}]"
-        unit = getattr(rule.action, "unit", None)
-        if unit is not None and unit not in units:
-            raise RuleSetInvalid(f"unit {unit!r} is not one of the program's units {sorted(units)}",
-                                 field=f"{where}.action.unit")
-        if declared_types is not None and rule.trigger not in declared_types:
-            raise RuleSetInvalid(f"event type {rule.trigger!r} is not declared in this program",
-                                 field=f"{where}.trigger")
-        if rule.timing.until_event and declared_types is not None and rule.timing.until_event not in declared_types:
-            raise RuleSetInvalid(f"event type {rule.timing.until_event!r} is not declared in this program",
-                                 field=f"{where}.timing.until_event")
-        if rule.timing.until_event and rule.key and rule.key != rule.timing.key:
-            raise RuleSetInvalid("key and timing.key must name the same field", field=f"{where}.timing.key")
-        roles = settings.role_codes()
-        for c_index, condition in enumerate(rule.conditions):
-            if condition.field == "participant.role":
-                wanted = condition.value if isinstance(condition.value, list) else [condition.value]
-                unknown = [r for r in wanted if r not in roles]
-                if unknown:
-                    raise RuleSetInvalid(f"unknown roles {unknown}; the program's roles are {sorted(roles)}",
-                                         field=f"{where}.conditions[{c_index}].value")
-    for index, contest in enumerate(rule_set.contests):
-        unknown = [t for t in contest.measure.event_types if declared_types is not None and t not in declared_types]
-        if unknown:
-            raise RuleSetInvalid(f"event types {unknown} are not declared in this program",
-                                 field=f"contests[{index}].measure.event_types")
-        for p_index, prize in enumerate(contest.prizes):
-            if isinstance(prize, Fixed) and prize.unit is not None and prize.unit not in units:
-                raise RuleSetInvalid(f"unit {prize.unit!r} is not one of the program's units",
-                                     field=f"contests[{index}].prizes[{p_index}].unit")
-    for index, cap in enumerate(rule_set.caps):
-        if cap.unit is not None and cap.unit not in units:
-            raise RuleSetInvalid(f"unit {cap.unit!r} is not one of the program's units", field=f"caps[{index}].unit")
-    return rule_set
 
 
 @dataclass(frozen=True)
@@ -137,7 +49,7 @@ class Outcome:
     awards: tuple[dict[str, Any], ...]
 
 
-class RulesService:
+class RulesService(Backtesting):
     def __init__(self, port: RulesPort, ledger: LedgerService, settings_of: Any, clock: Clock,
                  tiers: TierView | None = None, declared_types: Any = None) -> None:
         self.port = port
@@ -360,64 +272,6 @@ class RulesService:
                 result["benefits"].append({**entry, "benefit": firing.inputs.get("benefit"),
                                            "quantity": firing.amount})
         return result
-
-    def simulate(self, program_id: int, document_or_version: dict[str, Any] | int, start: datetime, end: datetime,
-                 *, tiers: Any = None, feed: Feed | None = None) -> SimulationReport:
-        """Backtest: replay the stored events of ``[start, end)`` through a draft (a document or a
-        saved version) and report what it would have issued — writing nothing (see ``simulate``).
-        ``tiers``, when it offers ``simulate_moves(program_id, credits_by_organization, at)``, turns
-        the simulated qualifying credits into tier moves. ``feed`` gives the evaluated events from
-        elsewhere (``storage.backtest_feed``: another process, as ``evaluations`` would)."""
-        draft = self.draft(program_id, document_or_version, start, end)
-        settings = self.settings_of(program_id)
-        simulation = Simulation(draft.compiled, settings, SimulationReport(program_id, draft.version, start, end))
-        with rare_collections():  # millions of short-lived tuples, no cycles
-            for event in (feed or self.evaluations)(program_id, draft, start, end):
-                simulation.apply(event)
-        report = simulation.report()
-        forecast = getattr(tiers, "simulate_moves", None)
-        if callable(forecast):
-            report.tier_moves = list(forecast(program_id, simulation.credits_by_organization(), end))
-        return report
-
-    def draft(self, program_id: int, document_or_version: dict[str, Any] | int, start: datetime,
-              end: datetime) -> Draft:
-        """A backtest's draft, validated and compiled; the period checked. Raises
-        ``ValidationFailed`` / ``RuleSetInvalid`` naming the field, ``NotFound`` for a version."""
-        for where, value in (("from", start), ("to", end)):
-            if value.tzinfo is None:
-                raise ValidationFailed("must include a time zone offset", field=where)
-        if end <= start:
-            raise ValidationFailed("must be after from", field="to")
-        version: int | None = None
-        document: Any = document_or_version
-        if isinstance(document_or_version, int) and not isinstance(document_or_version, bool):
-            stored = self.port.version(program_id, document_or_version)
-            if stored is None:
-                raise NotFound(f"rule set version {document_or_version} not found", field="version")
-            version, document = document_or_version, stored["document"]
-        settings = self.settings_of(program_id)
-        types = self.declared_types(program_id) if self.declared_types else None
-        return Draft(compile_rule_set(validated(document, settings, types), version or 0), version, document)
-
-    def replay_size(self, program_id: int, draft: Draft, start: datetime, end: datetime) -> int:
-        """How many stored events a backtest of the draft would read."""
-        kinds = sorted(set(draft.compiled.by_trigger) | draft.compiled.release_types)
-        return self.port.count_events(program_id, kinds, start, end) if kinds else 0
-
-    def evaluations(self, program_id: int, draft: Draft, start: datetime, end: datetime) -> Iterator[Evaluated]:
-        """The stored events of ``[start, end)`` that the draft triggers on or releases with, in
-        (occurred_at, id) order, each evaluated against it — the stateless half of a backtest."""
-        compiled = draft.compiled
-        kinds = sorted(set(compiled.by_trigger) | compiled.release_types)
-        events = merged(self.port.stream_events(program_id, kind, start, end, SIMULATION_CHUNK) for kind in kinds)
-        subjects = Subjects(lambda orgs, people: self.port.subjects(program_id, orgs, people),
-                            lambda org_id: self.tiers.tier_of(program_id, org_id))
-        evaluator = Evaluator(compiled, self.settings_of(program_id).default_unit)
-        while batch := list(islice(events, SIMULATION_CHUNK)):
-            subjects.prepare(batch)
-            for event in batch:
-                yield evaluator(*subjects.context(program_id, event))
 
     def standing(self, program_id: int, organization: dict[str, Any], participant: dict[str, Any] | None,
                  at: datetime) -> list[dict[str, Any]]:

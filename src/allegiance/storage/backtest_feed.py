@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from allegiance.config import Settings
 from allegiance.kernel.collector import rare_collections
-from allegiance.rules.simulate import Draft, Evaluated, Unpacker, packed
+from allegiance.rules.backtest_events import Draft, Evaluated, Unpacker, packed
 
 _HEADER = struct.Struct("<Q")
 FRAME_EVENTS = 2_000  # evaluated events per frame
