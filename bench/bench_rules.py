@@ -7,7 +7,8 @@ and a backtest of stored events (issue 4, section 9).
 - **Import**: ``import_rows`` of the same synthetic events into two copies of one template, one
   with the 100-rule set active. Baseline: the copy without rules. Target: with ≥ 0.5 × without.
   Also reported, without a target: the same events into a copy with one tier ladder and no rules,
-  and into one with the ladder and the 100 rules (ratios against the import without rules).
+  into one with the ladder and the 100 rules, and saving the ladder over the stored events (its
+  totals rebuilt) — ratios against the import without rules.
 - **Backtest**: ``allegiance rules simulate --format json`` of a draft (the 100-rule set) over every
   stored event, in a child process wrapped by ``bench.maxrss`` (its wall time and peak RSS).
   Baseline: a plain keyset scan of the same events (the read the backtest cannot avoid). Target
@@ -196,6 +197,21 @@ def _import_rate(ctx: Context, backend: str, template: str, program_id: int, row
     return len(rows) / seconds
 
 
+def _rebuild_rate(ctx: Context, backend: str, template: str, program_id: int, rows: list[dict[str, Any]]) -> float:
+    """Events/s of saving a tier ladder over a program's stored events (its totals rebuilt)."""
+    url = db.new_database(ctx, backend, "rules_rebuild", template=template)
+    try:
+        with db.application(url) as app:
+            import_rows(app, program_id, ((n + 2, row) for n, row in enumerate(rows)), chunk_size=2000)
+            begin = time.perf_counter()
+            with app.write() as uow:
+                uow.tiers.save_ladder(program_id, tier_ladder(), by="bench")
+            seconds = time.perf_counter() - begin
+    finally:
+        db.drop_database(ctx, url)
+    return len(rows) / seconds
+
+
 def _scan_seconds(url: str, program_id: int) -> tuple[float, int]:
     """The floor of a backtest: reading every stored event once, in keyset-paginated chunks."""
     e = t.events
@@ -277,11 +293,13 @@ def run(ctx: Context) -> Result:
                                        tier_ladder())
             with_both = _import_rate(ctx, backend, syn.template.url, syn.template.program_id, rows, hundred,
                                      tier_ladder())
+            rebuild = _rebuild_rate(ctx, backend, syn.template.url, syn.template.program_id, rows)
         finally:
             db.drop_database(ctx, syn.template.url)
         details[f"import_{backend}"] = {"events": events, "without_rules_per_s": without,
                                         "with_rules_per_s": with_rules, "ladder_events": len(rows),
-                                        "with_ladder_per_s": with_ladder, "with_ladder_and_rules_per_s": with_both}
+                                        "with_ladder_per_s": with_ladder, "with_ladder_and_rules_per_s": with_both,
+                                        "ladder_rebuild_per_s": rebuild}
         result.figures.append(Figure(f"{name}: import_rows with 100 rules active, events/s ({events:,} events)",
                                      with_rules, "events/s", "import_rows without rules, events/s", without,
                                      f"ratio ≥ {IMPORT_RATIO_TARGET}", with_rules >= IMPORT_RATIO_TARGET * without))
@@ -291,6 +309,9 @@ def run(ctx: Context) -> Result:
         result.figures.append(Figure(f"{name}: import_rows with one tier ladder and 100 rules, events/s "
                                      f"({events:,} events)", with_both, "events/s",
                                      "import_rows without rules, events/s", without, "none", None))
+        result.figures.append(Figure(f"{name}: saving a tier ladder over {events:,} stored events (totals rebuilt), "
+                                     "events/s", rebuild, "events/s", "import_rows without rules, events/s", without,
+                                     "none", None))
 
     backtest_events = ctx.pick(2_000, 100_000, BACKTEST_EVENTS)
     small = _backtest(ctx, "sqlite", max(1, backtest_events // 10))

@@ -99,7 +99,7 @@ def test_rules(tmp_path: Path) -> None:
     assert backtest["events"] == backtest["scanned"] > 0 and backtest["awards"] > 0
     imported = result["details"]["import_sqlite"]
     assert imported["ladder_events"] > 0 and imported["with_ladder_per_s"] > 0  # every row accepted, or it raises
-    assert imported["with_ladder_and_rules_per_s"] > 0
+    assert imported["with_ladder_and_rules_per_s"] > 0 and imported["ladder_rebuild_per_s"] > 0
 
 
 @NEEDS_WRK

@@ -15,7 +15,7 @@ from allegiance.bootstrap import Allegiance
 from allegiance.events.model import IncomingEvent
 from allegiance.kernel.clock import FixedClock
 from allegiance.storage import tables as t
-from allegiance.storage.tables_tiers import tier_history, tier_measures
+from allegiance.storage.tables_tiers import tier_history, tier_measures, tier_participant_marks
 from tests import factories as f
 from tests.conftest import ProgramFixture
 
@@ -169,6 +169,37 @@ def test_an_event_sent_with_an_offset_counts_on_its_utc_day(allegiance: Allegian
     with allegiance.write() as uow:
         uow.tiers.measurer.rebuild(program.id, uow.tiers.ladders(program.id)[0])
     assert days() == [date(2025, 1, 2)]
+
+
+def test_a_rebuild_in_batches_leaves_the_totals_events_left_one_by_one(allegiance: Allegiance,
+                                                                        program: ProgramFixture) -> None:
+    """Saving a ladder replays the stored events in memory and writes the totals in batches: the
+    daily totals and participant marks must be those recorded event by event."""
+    ladder = {**LADDER, "tiers": [*LADDER["tiers"], {"code": "expert", "name": "Expert", "requires": [
+        {"measure": "participants", "event_types": ["course.completed"], "at_least": 2},
+        {"measure": "count", "event_types": ["course.completed"], "at_least": 3}]}]}
+    setup(allegiance, program.id, ladder)
+    orgs = [f.organization(allegiance, program.id)["id"] for _ in range(3)]
+    people = {org: [f.participant(allegiance, program.id, org)["id"] for _ in range(2)] for org in orgs}
+    for step in range(40):
+        org = orgs[step % 3]
+        at = START + timedelta(hours=7 * step, minutes=step)
+        if step % 4 == 0:
+            order(allegiance, program.id, org, 0, at, person=people[org][step % 2], type_="course.completed")
+        else:
+            order(allegiance, program.id, org, 100 + step, at, person=people[org][step % 2])
+
+    def totals() -> tuple[list[Any], list[Any]]:
+        with allegiance.read() as uow:
+            return (sorted(tuple(r) for r in uow.conn.execute(select(tier_measures))),
+                    sorted(tuple(r) for r in uow.conn.execute(select(tier_participant_marks))))
+
+    recorded = totals()
+    assert recorded[0] and recorded[1]
+    for batch in (1, 3, 10_000):
+        with allegiance.write() as uow:
+            assert uow.tiers.measurer.rebuild(program.id, uow.tiers.ladders(program.id)[0], batch=batch) == 40
+        assert totals() == recorded, batch
 
 
 def test_rules_see_the_tier_multiply_by_it_and_feed_credits(allegiance: Allegiance,

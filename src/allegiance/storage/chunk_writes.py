@@ -48,8 +48,6 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, Connection, Table, bindparam, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from allegiance.kernel.clock import Clock
 from allegiance.ledger.model import AccountKind
@@ -61,8 +59,10 @@ from allegiance.storage.ledger_repo import (
     GENESIS,
     SqlLedger,
     account_of,
+    shard_upsert,
 )
-from allegiance.storage.tables_tiers import tier_credits, tier_measures
+from allegiance.storage.tables_tiers import tier_credits
+from allegiance.storage.tiers_repo import measure_upsert
 from allegiance.storage.types import UTCDateTime
 from allegiance.storage.upsert import insert_ignore
 
@@ -86,20 +86,6 @@ _LOT_TAKE = update(_lots).where(_lots.c.id == bindparam("l_id"), _lots.c.remaini
 _HEAD_READ = select(_heads.c.last_transaction_id, _heads.c.last_seq, _heads.c.last_hash).where(
     _heads.c.program_id == bindparam("program_id"))
 _rc = r.rule_counters
-
-
-def _shard_upsert(dialect: str) -> Any:
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(_shards)
-    return statement.on_conflict_do_update(index_elements=["account_id", "shard"],
-                                           set_={"amount": _shards.c.amount + statement.excluded.amount})
-
-
-def _measure_upsert(dialect: str) -> Any:
-    m = tier_measures
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(m)
-    return statement.on_conflict_do_update(
-        index_elements=["program_id", "scope", "measure", "subject", "day"],
-        set_={"amount": m.c.amount + statement.excluded.amount, "count": m.c.count + statement.excluded.count})
 
 
 class Redo(Exception):
@@ -378,7 +364,7 @@ class ChunkWrites:
             conn.execute(_BALANCES, [{"b_id": account_id, "b_delta": delta, "b_count": count}
                                      for account_id, (delta, count) in sorted(self.balances.items())])
         if self.shards:
-            conn.execute(_shard_upsert(conn.dialect.name),
+            conn.execute(shard_upsert(conn.dialect.name),
                          [{"account_id": a, "shard": s, "amount": v} for (a, s), v in sorted(self.shards.items())])
         for program_id in sorted(self.moved_heads):
             last_id, seq, digest = self.heads[program_id]
@@ -421,7 +407,7 @@ class ChunkWrites:
                 for (program_id, scope, measure, subject), (organization_id, days) in sorted(self.tier_measures.items())
                 for day, (amount, count) in sorted(days.items())]
         if rows:
-            self.conn.execute(_measure_upsert(self.conn.dialect.name), rows)
+            self.conn.execute(measure_upsert(self.conn.dialect.name), rows)
 
     def _flush_awards(self) -> None:
         insert_rows(self.conn, _a, [self.awards[award_id] for award_id in self.fresh_awards])

@@ -7,6 +7,7 @@ The chain head is taken last, for the shortest time, just before the rows are ap
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -68,13 +69,19 @@ def _hold(row: Any) -> Hold:
     return Hold(**{name: getattr(row, name) for name in Hold.__dataclass_fields__})
 
 
+@functools.cache
+def shard_upsert(dialect: str) -> Any:
+    """Add to one counter row of a program account, creating it if absent. Built once per dialect:
+    building an ``ON CONFLICT`` statement costs SQLAlchemy ~0.5 ms, more than running it."""
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(t.account_balance_shards)
+    return statement.on_conflict_do_update(
+        index_elements=["account_id", "shard"],
+        set_={"amount": t.account_balance_shards.c.amount + statement.excluded.amount})
+
+
 def add_to_shard(conn: Connection, account_id: int, shard: int, delta: int) -> None:
     """Add to one counter row of a program account (upsert on both dialects)."""
-    insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert_(t.account_balance_shards).values(account_id=account_id, shard=shard, amount=delta)
-    conn.execute(statement.on_conflict_do_update(
-        index_elements=["account_id", "shard"],
-        set_={"amount": t.account_balance_shards.c.amount + statement.excluded.amount}))
+    conn.execute(shard_upsert(conn.dialect.name), {"account_id": account_id, "shard": shard, "amount": delta})
 
 
 class SqlLedger:

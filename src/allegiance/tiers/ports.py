@@ -28,6 +28,9 @@ class TiersPort(Protocol):
                     first: date | None, last: date) -> tuple[int, int]:
         """(Σ amount, Σ count) of the subjects' daily totals between the days (both included)."""
 
+    def add_measures(self, rows: Sequence[dict[str, Any]]) -> None:
+        """``add_measure`` for many rows (``tier_measures`` columns) in one statement."""
+
     def clear_measures(self, program_id: int, scope: str) -> None: ...
     def add_credit(self, values: dict[str, Any]) -> None: ...
 
@@ -36,6 +39,9 @@ class TiersPort(Protocol):
 
     def mark_participant(self, program_id: int, scope: str, measure: str, participant_id: int,
                          organization_id: int, at: datetime) -> None: ...
+
+    def mark_participants(self, rows: Sequence[dict[str, Any]]) -> None:
+        """``mark_participant`` for many rows (``tier_participant_marks`` columns) in one statement."""
 
     def count_participants(self, program_id: int, organization_ids: Sequence[int], roles: Sequence[str],
                            scope: str | None, measure: str | None, since: datetime | None) -> int:
