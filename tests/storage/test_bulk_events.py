@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +18,10 @@ from allegiance.events.rows import RowError
 from allegiance.rules.engine import AwardIntent, EventContext
 from allegiance.storage import bulk_subjects
 from allegiance.storage import tables as t
-from allegiance.storage.bulk_events import CONFLICT_REASON, ImportSummary, Reject, import_rows
+from allegiance.storage.bulk_events import CONFLICT_REASON, Reject, import_rows
 from allegiance.synthetic import SynthConfig, SyntheticProgram, event_type_catalog, generate, iter_event_rows
 from tests.conftest import ProgramFixture, make_settings
+from tests.storage.overlap import import_at_once, overlapping_halves
 
 SMALL = SynthConfig(seed=3, organizations=8, months=3, dealers=2)
 
@@ -223,20 +223,10 @@ def test_a_row_skipped_by_the_insert_yet_not_found_after_it_is_rejected_for_a_re
 def test_two_importers_of_overlapping_files_neither_crash_nor_duplicate(
         allegiance: Allegiance, program: ProgramFixture, world: SyntheticProgram) -> None:
     rows = list(numbered(iter_event_rows(world)))
-    halves = [rows[: len(rows) * 2 // 3], list(reversed(rows[len(rows) // 3:]))]  # a third in both
-    barrier = threading.Barrier(2)
-    results: list[ImportSummary] = []
+    first, last = overlapping_halves(rows)
+    halves = [first, list(reversed(last))]  # a third in both, met from both ends
     threshold = gc.get_threshold()
-
-    def run(part: list[tuple[int, dict[str, Any]]]) -> None:
-        barrier.wait()
-        results.append(import_rows(allegiance, program.id, part, chunk_size=40))
-
-    threads = [threading.Thread(target=run, args=(part,)) for part in halves]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = import_at_once(allegiance, program.id, halves, 40)
     assert len(results) == 2, "an importer raised"
     assert gc.get_threshold() == threshold  # collecting less often was for the imports' time only
     assert sum(r.accepted for r in results) == len(rows)

@@ -7,7 +7,6 @@ once each way, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -28,6 +27,7 @@ from allegiance.storage.tables_tiers import tier_credits
 from allegiance.storage.verify import verify
 from tests.conftest import ProgramFixture, make_settings
 from tests.rules.test_simulate import draft, program_with_history
+from tests.storage.overlap import import_at_once, overlapping_halves
 
 NOW = datetime(2026, 4, 2, 12, tzinfo=UTC)
 SLUG = "bulk-rules"
@@ -267,21 +267,8 @@ def test_two_chunked_importers_never_exceed_a_cap_nor_store_an_event_twice(db_ur
     """Overlapping files imported at once: each event stored and awarded once, the caps hold, the
     ledger verifies (on PostgreSQL the importers really overlap; SQLite serialises them)."""
     app, program_id, rows = prepared(db_url, 150, 5)
-    numbered = list(enumerate(rows, start=2))
-    halves = [numbered[: len(numbered) * 2 // 3], numbered[len(numbered) // 3:]]
-    barrier = threading.Barrier(2)
-    results: list[ImportSummary] = []
-
-    def run(part: list[tuple[int, dict[str, Any]]]) -> None:
-        barrier.wait()
-        results.append(import_rows(app, program_id, part, chunk_size=15))
-
     try:
-        threads = [threading.Thread(target=run, args=(part,)) for part in halves]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = import_at_once(app, program_id, overlapping_halves(list(enumerate(rows, start=2))), 15)
         assert len(results) == 2, "an importer raised"
         assert sum(s.accepted for s in results) == len(rows)
         assert all(s.rejected_count == 0 for s in results)

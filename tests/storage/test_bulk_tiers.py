@@ -5,7 +5,6 @@ history, daily totals, participant marks, and the awards an upgrade's multiplier
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -13,8 +12,9 @@ from sqlalchemy import Table, select
 
 from allegiance.bootstrap import Allegiance
 from allegiance.storage import tables as t
-from allegiance.storage.bulk_events import ImportSummary, import_rows
+from allegiance.storage.bulk_events import import_rows
 from allegiance.storage.tables_tiers import tier_history, tier_measures, tier_participant_marks, tier_status
+from tests.storage.overlap import import_at_once, overlapping_halves
 from tests.storage.test_bulk_rules import (
     TABLES,
     assert_same,
@@ -107,15 +107,6 @@ def test_two_importers_of_a_ladder_program_count_every_event_once(db_url: str) -
     from the stored events, and each upgrade is written once (on PostgreSQL the importers overlap)."""
     app, program_id, rows = prepared(db_url, 150, 5)
     with_tiers(app, program_id)
-    numbered = list(enumerate(rows, start=2))
-    halves = [numbered[: len(numbered) * 2 // 3], numbered[len(numbered) // 3:]]
-    barrier = threading.Barrier(2)
-    results: list[ImportSummary] = []
-
-    def run(part: list[tuple[int, dict[str, Any]]]) -> None:
-        barrier.wait()
-        results.append(import_rows(app, program_id, part, chunk_size=15))
-
     def totals() -> list[tuple[Any, ...]]:
         with app.read() as uow:
             return sorted(tuple(row) for row in uow.conn.execute(select(
@@ -123,11 +114,7 @@ def test_two_importers_of_a_ladder_program_count_every_event_once(db_url: str) -
                 tier_measures.c.amount, tier_measures.c.count)))
 
     try:
-        threads = [threading.Thread(target=run, args=(part,)) for part in halves]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = import_at_once(app, program_id, overlapping_halves(list(enumerate(rows, start=2))), 15)
         assert len(results) == 2, "an importer raised"
         assert sum(s.accepted for s in results) == len(rows)
         imported = totals()
