@@ -142,6 +142,21 @@ def summary_of(summary: ImportSummary) -> tuple[Any, ...]:
             [tuple(reject) for reject in summary.rejected])
 
 
+def import_twice_both_ways(chunked: Allegiance, program_id: int, reference: Allegiance, other_id: int,
+                           file: list[tuple[int, dict[str, Any]]], chunk_size: int,
+                           monkeypatch: pytest.MonkeyPatch) -> ImportSummary:
+    """The file imported twice (the re-run: all duplicates) into ``chunked`` on the chunked path, then
+    twice into ``reference`` event by event; the summaries must match. Returns the first one."""
+    flushes = count_chunked(monkeypatch)
+    first = import_rows(chunked, program_id, file, chunk_size=chunk_size)
+    again = import_rows(chunked, program_id, file, chunk_size=chunk_size)
+    assert flushes, "the chunked path did not run"
+    one_by_one(monkeypatch)
+    assert summary_of(first) == summary_of(import_rows(reference, other_id, file, chunk_size=chunk_size))
+    assert summary_of(again) == summary_of(import_rows(reference, other_id, file, chunk_size=chunk_size))
+    return first
+
+
 def assert_same(chunked: Allegiance, reference: Allegiance, tables: list[Table] = TABLES) -> None:
     fast, slow = rows_of(chunked, tables), rows_of(reference, tables)
     for app in (chunked, reference):
@@ -164,15 +179,7 @@ def test_the_chunked_path_writes_what_event_by_event_writes(db_url: str, second_
     assert (program_id, rows) == (other_id, same_rows)
     file = with_trouble(rows)
     try:
-        flushes = count_chunked(monkeypatch)
-        first = import_rows(chunked, program_id, file, chunk_size=chunk_size)
-        again = import_rows(chunked, program_id, file, chunk_size=chunk_size)  # a re-run: all duplicates
-        assert flushes, "the chunked path did not run"
-        one_by_one(monkeypatch)
-        expected_first = import_rows(reference, other_id, file, chunk_size=chunk_size)
-        expected_again = import_rows(reference, other_id, file, chunk_size=chunk_size)
-        assert summary_of(first) == summary_of(expected_first)
-        assert summary_of(again) == summary_of(expected_again)
+        first = import_twice_both_ways(chunked, program_id, reference, other_id, file, chunk_size, monkeypatch)
         assert first.accepted == count and first.duplicates == 1 and first.conflicts == 1
         assert [reject.source_id for reject in first.rejected] == ["e-4", "ghost", "bad-time"]
         with chunked.read() as uow:  # the rules did bite: clawbacks, caps, releases, tier credits

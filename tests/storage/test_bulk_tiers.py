@@ -12,16 +12,13 @@ from sqlalchemy import Table, select
 
 from allegiance.bootstrap import Allegiance
 from allegiance.storage import tables as t
-from allegiance.storage.bulk_events import import_rows
 from allegiance.storage.tables_tiers import tier_history, tier_measures, tier_participant_marks, tier_status
 from tests.storage.overlap import import_at_once, overlapping_halves
 from tests.storage.test_bulk_rules import (
     TABLES,
     assert_same,
-    count_chunked,
-    one_by_one,
+    import_twice_both_ways,
     prepared,
-    summary_of,
     with_trouble,
 )
 
@@ -80,15 +77,7 @@ def test_a_ladder_program_imports_in_bulk_as_event_by_event(db_url: str, second_
     with_tiers(reference, other_id)
     file = with_trouble(rows)
     try:
-        flushes = count_chunked(monkeypatch)
-        first = import_rows(chunked, program_id, file, chunk_size=chunk_size)
-        again = import_rows(chunked, program_id, file, chunk_size=chunk_size)
-        assert flushes, "the chunked path did not run"
-        one_by_one(monkeypatch)
-        expected_first = import_rows(reference, other_id, file, chunk_size=chunk_size)
-        expected_again = import_rows(reference, other_id, file, chunk_size=chunk_size)
-        assert summary_of(first) == summary_of(expected_first)
-        assert summary_of(again) == summary_of(expected_again)
+        import_twice_both_ways(chunked, program_id, reference, other_id, file, chunk_size, monkeypatch)
         with chunked.read() as uow:  # the ladders did move: the group, an organization and people went up
             moves = uow.conn.execute(select(tier_history.c.subject, tier_history.c.to_tier)).all()
             card_days = uow.conn.execute(select(tier_measures.c.day).where(

@@ -231,12 +231,12 @@ def simulate(
         program_id = program_id_for(app, program)
         try:
             with app.read() as uow:
+                draft = uow.rules.draft(program_id, target, begin, finish)
                 if parallel is None:
-                    draft = uow.rules.draft(program_id, target, begin, finish)
                     parallel = (os.cpu_count() or 1) > 1 and \
                         uow.rules.replay_size(program_id, draft, begin, finish) >= PARALLEL_MIN_EVENTS
                 feed = evaluated_in_child(app.settings) if parallel else None
-                report = uow.rules.simulate(program_id, target, begin, finish, tiers=getattr(uow, "tiers", None),
+                report = uow.rules.simulate(program_id, draft, begin, finish, tiers=getattr(uow, "tiers", None),
                                             feed=feed)
         except AllegianceError as exc:
             if file is not None:

@@ -29,14 +29,16 @@ class Backtesting:
     declared_types: Callable[[int], set[str]] | None
     tiers: TierView
 
-    def simulate(self, program_id: int, document_or_version: dict[str, Any] | int, start: datetime, end: datetime,
-                 *, tiers: Any = None, feed: Feed | None = None) -> SimulationReport:
+    def simulate(self, program_id: int, document_or_version: dict[str, Any] | int | Draft, start: datetime,
+                 end: datetime, *, tiers: Any = None, feed: Feed | None = None) -> SimulationReport:
         """Backtest: replay the stored events of ``[start, end)`` through a draft (a document or a
         saved version) and report what it would have issued — writing nothing (see ``simulate``).
         ``tiers``, when it offers ``simulate_moves(program_id, credits_by_organization, at)``, turns
         the simulated qualifying credits into tier moves. ``feed`` gives the evaluated events from
-        elsewhere (``storage.backtest_feed``: another process, as ``evaluations`` would)."""
-        draft = self.draft(program_id, document_or_version, start, end)
+        elsewhere (``storage.backtest_feed``: another process, as ``evaluations`` would). A ``Draft``
+        already made by ``draft`` for this period is used as it is."""
+        draft = document_or_version if isinstance(document_or_version, Draft) else \
+            self.draft(program_id, document_or_version, start, end)
         settings = self.settings_of(program_id)
         simulation = Simulation(draft.compiled, settings, SimulationReport(program_id, draft.version, start, end))
         with rare_collections():  # millions of short-lived tuples, no cycles
@@ -70,18 +72,17 @@ class Backtesting:
 
     def replay_size(self, program_id: int, draft: Draft, start: datetime, end: datetime) -> int:
         """How many stored events a backtest of the draft would read."""
-        kinds = sorted(set(draft.compiled.by_trigger) | draft.compiled.release_types)
+        kinds = draft.event_types
         return self.port.count_events(program_id, kinds, start, end) if kinds else 0
 
     def evaluations(self, program_id: int, draft: Draft, start: datetime, end: datetime) -> Iterator[Evaluated]:
         """The stored events of ``[start, end)`` that the draft triggers on or releases with, in
         (occurred_at, id) order, each evaluated against it — the stateless half of a backtest."""
-        compiled = draft.compiled
-        kinds = sorted(set(compiled.by_trigger) | compiled.release_types)
-        events = merged(self.port.stream_events(program_id, kind, start, end, SIMULATION_CHUNK) for kind in kinds)
+        events = merged(self.port.stream_events(program_id, kind, start, end, SIMULATION_CHUNK)
+                        for kind in draft.event_types)
         subjects = Subjects(lambda orgs, people: self.port.subjects(program_id, orgs, people),
                             lambda org_id: self.tiers.tier_of(program_id, org_id))
-        evaluator = Evaluator(compiled, self.settings_of(program_id).default_unit)
+        evaluator = Evaluator(draft.compiled, self.settings_of(program_id).default_unit)
         while batch := list(islice(events, SIMULATION_CHUNK)):
             subjects.prepare(batch)
             for event in batch:

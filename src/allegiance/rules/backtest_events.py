@@ -28,6 +28,11 @@ class Draft(NamedTuple):
     version: int | None
     document: Any
 
+    @property
+    def event_types(self) -> list[str]:
+        """The event types a backtest of it reads: its triggers and its release events."""
+        return sorted(set(self.compiled.by_trigger) | self.compiled.release_types)
+
 
 class Evaluated(NamedTuple):
     """One event as the stateful half of a backtest (``Simulation.apply``) needs it: plain values,

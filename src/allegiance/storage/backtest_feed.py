@@ -10,7 +10,7 @@ order they would have been fed in one process, so the report is the same
 
 The child is ``python -m allegiance.storage.backtest_feed``: the request (settings, program, draft
 document, period) as JSON on its standard input, then length-prefixed frames of evaluated
-events on its standard output (``marshal`` of ``rules.simulate.packed`` tuples: loading pickled
+events on its standard output (``marshal`` of ``rules.backtest_events.packed`` tuples: loading pickled
 ``Firing`` objects cost the settling side ~20 µs each, more than it saved), ending with an empty
 frame — a child that dies half-way is reported, never taken for the end of the events. The pipe
 is the bound: the child waits while a frame is unread, so memory stays at a few frames.
@@ -23,14 +23,15 @@ import marshal
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import islice
-from typing import IO, Any
+from typing import IO
 
 from allegiance.config import Settings
 from allegiance.kernel.collector import rare_collections
-from allegiance.rules.backtest_events import Draft, Evaluated, Unpacker, packed
+from allegiance.rules.backtest_events import Draft, Evaluated, Feed, Unpacker, packed
 
 _HEADER = struct.Struct("<Q")
 FRAME_EVENTS = 2_000  # evaluated events per frame
@@ -46,7 +47,7 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
-def evaluated_in_child(settings: Settings) -> Any:
+def evaluated_in_child(settings: Settings) -> Feed:
     """A ``Feed`` for ``RulesService.simulate`` that evaluates in a second process over the same
     database (``settings``)."""
 
@@ -54,8 +55,9 @@ def evaluated_in_child(settings: Settings) -> Any:
         request = {"settings": settings.model_dump(mode="json"), "program_id": program_id,
                    "document": draft.document, "version": draft.version, "start": start.isoformat(),
                    "end": end.isoformat()}
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; not a pipe, that a chatty child could fill
         child = subprocess.Popen([sys.executable, "-m", "allegiance.storage.backtest_feed"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
         assert child.stdin is not None and child.stdout is not None
         finished = False
         unpack = Unpacker()
@@ -76,12 +78,12 @@ def evaluated_in_child(settings: Settings) -> Any:
             if not finished:
                 child.kill()
             child.stdout.close()
-            errors = child.stderr.read().decode(errors="replace") if child.stderr else ""
-            if child.stderr:
-                child.stderr.close()
             code = child.wait()
+            errors.seek(0)
+            said = errors.read().decode(errors="replace")
+            errors.close()
         if not finished or code != 0:
-            raise FeedFailed(f"the evaluating process stopped (exit code {code}): {errors.strip()[-2000:]}")
+            raise FeedFailed(f"the evaluating process stopped (exit code {code}): {said.strip()[-2000:]}")
 
     return feed
 
