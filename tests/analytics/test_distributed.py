@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from allegiance.analytics import distributed, report
+from allegiance.analytics import distributed, distributed_clv, report
 from allegiance.analytics import sql as asql
 from allegiance.analytics.churn import churn_features, fit_churn_model, score_churn, training_set
 from allegiance.analytics.clv import predict_clv, rfm_summary
@@ -113,7 +113,7 @@ def test_clv_fitted_from_spark_triples_predicts_as_embedded(spark: asql.SparkEng
     expected = predict_clv(orders, as_of=AS_OF, horizon_days=365, margin=0.3, discount_rate=0.008)
     # predict_clv_on fits on the driver from the distinct (x, t_x, T) triples and (x, monetary)
     # pairs Spark aggregated; its param_* columns are those parameters
-    got = distributed.predict_clv_on(spark, orders, as_of=AS_OF, horizon_days=365, margin=0.3,
+    got = distributed_clv.predict_clv_on(spark, orders, as_of=AS_OF, horizon_days=365, margin=0.3,
                                      discount_rate=0.008, buckets=BUCKETS)
     assert got.height == expected.height > 60 and expected["clv"].std() > 0
     for name in PARAM_COLUMNS:
@@ -128,20 +128,20 @@ def test_weighted_distinct_triples_fit_as_one_row_per_organization(program: Fram
     """What the driver fits on (no Spark needed): the compressed summary gives the parameters of
     the per-organization fit in predict_clv."""
     summary = rfm_summary(program.orders, observation_end=AS_OF)
-    counts = distributed.clv_counts(summary)
+    counts = distributed_clv.clv_counts(summary)
     assert counts.triples["customers"].sum() == summary.height
     assert counts.spend["customers"].sum() == summary.filter((pl.col("frequency") > 0)
                                                              & (pl.col("monetary") > 0)).height
     for model in ("bgnbd", "paretonbd"):
         expected = predict_clv(program.orders, as_of=AS_OF, horizon_days=365, model=model)
-        fitted = distributed.fit_clv(counts, model).params()
+        fitted = distributed_clv.fit_clv(counts, model).params()
         for name in PARAM_COLUMNS:
             want = expected[name][0]
             assert (fitted[name] is None) == (want is None), (model, name)
             if want is not None:
                 assert math.isclose(fitted[name] or 0.0, want, rel_tol=1e-6), (model, name)
     with pytest.raises(ValueError, match="at least 3 organizations"):
-        distributed.fit_clv(distributed.clv_counts(summary.head(0)))
+        distributed_clv.fit_clv(distributed_clv.clv_counts(summary.head(0)))
 
 
 def _roles_frames(a: str, b: str) -> Frames:

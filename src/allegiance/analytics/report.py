@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from allegiance.analytics import distributed, sql
+from allegiance.analytics import distributed, distributed_clv, sql
 from allegiance.analytics.churn import (
     INTERVENTIONS,
     churn_profiles,
@@ -154,10 +154,10 @@ def rfm(frames: Frames, as_of: dt.date, engine: str = "duckdb") -> Document:
 # -- lifetime value ----------------------------------------------------------------------------------
 def clv(frames: Frames, as_of: dt.date, settings: AnalyticsSettings, *, engine: str = "duckdb") -> Document:
     """Forecast lifetime value per organization; on ``engine="spark"`` the RFM summary and the
-    predictions run per bucket of organizations and the fits on the driver (`distributed`)."""
+    predictions run per bucket of organizations and the fits on the driver (`distributed_clv`)."""
     monthly = (1 + settings.discount_rate_yearly) ** (1 / 12) - 1
     try:
-        predicted = distributed.predict_clv_on(engine, frames.orders, as_of=as_of,
+        predicted = distributed_clv.predict_clv_on(engine, frames.orders, as_of=as_of,
                                                horizon_days=settings.clv_horizon_days, model=settings.clv_model,
                                                margin=settings.margin, discount_rate=monthly)
     except ValueError as exc:
