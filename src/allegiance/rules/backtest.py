@@ -81,7 +81,7 @@ class Backtesting:
         events = merged(self.port.stream_events(program_id, kind, start, end, SIMULATION_CHUNK)
                         for kind in draft.event_types)
         subjects = Subjects(lambda orgs, people: self.port.subjects(program_id, orgs, people),
-                            lambda org_id: self.tiers.tier_of(program_id, org_id))
+                            lambda org_id, row: self.tiers.tier_of(program_id, org_id, organization=row))
         evaluator = Evaluator(draft.compiled, self.settings_of(program_id).default_unit)
         while batch := list(islice(events, SIMULATION_CHUNK)):
             subjects.prepare(batch)

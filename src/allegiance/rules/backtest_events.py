@@ -18,6 +18,7 @@ from allegiance.rules.evaluate import MISSING, CompiledRuleSet, Firing, evaluate
 from allegiance.rules.model import Recipient, Rounding
 
 _ONE = Decimal(1)
+_PLAIN: dict[Recipient | Rounding, str] = {**{r: r.value for r in Recipient}, **{r: r.value for r in Rounding}}
 
 
 class Draft(NamedTuple):
@@ -45,14 +46,15 @@ class Evaluated(NamedTuple):
     firings: list[tuple[Firing, str | None]]  # each with its match key (clawbacks, releases), if any
     fired: list[str]  # codes of the rules that fired
     releases: list[str]  # the match keys of pending awards this event releases
+    stamp: str = ""  # occurred_at in ISO 8601, when the evaluator has already written it
 
 
 def packed(event: Evaluated) -> tuple[Any, ...]:
     """The event in values ``marshal`` carries (strings, numbers, None, lists, tuples), its firings
     reduced to what settling reads — ~15x cheaper to load than a pickle of the objects."""
-    return (event.type, event.occurred_at.isoformat(), event.organization_id, event.participant_id,
-            [(f.rule, f.kind, f.amount, f.unit, f.recipient.value, f.basis,
-              None if f.multiplier == 1 else str(f.multiplier), f.rounding.value,
+    return (event.type, event.stamp or event.occurred_at.isoformat(), event.organization_id, event.participant_id,
+            [(f.rule, f.kind, f.amount, f.unit, _PLAIN[f.recipient], f.basis,
+              None if f.multiplier == 1 else str(f.multiplier), _PLAIN[f.rounding],
               str(f.inputs.get("benefit")) if f.kind == "benefit" else None, key) for f, key in event.firings],
             event.fired, event.releases)
 
@@ -98,7 +100,8 @@ class Evaluator:
         (as ``RulesService.subject`` builds them for the live pipeline)."""
         if context.organization is None:  # as the live pipeline: no organization, nothing earned
             return Evaluated(context.type, context.occurred_at, None, None, [], [], [])
-        event = {"type": context.type, "occurred_at": context.occurred_at.isoformat(), "id": context.event_id}
+        stamp = context.occurred_at.isoformat()
+        event = {"type": context.type, "occurred_at": stamp, "id": context.event_id}
         subject = {"payload": context.payload, "organization": context.organization,
                    "participant": context.participant or {}, "event": event}
         fired: list[str] = []
@@ -112,7 +115,7 @@ class Evaluator:
                 releases.append(str(value)[:200])
         person = int(context.participant["id"]) if context.participant else None
         return Evaluated(context.type, context.occurred_at, int(context.organization["id"]), person, firings, fired,
-                         releases)
+                         releases, stamp)
 
     def _match_key(self, firing: Firing, subject: dict[str, Any]) -> str | None:
         """The key a clawback looks awards up by, or an award is kept under (the live

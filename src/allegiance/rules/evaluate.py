@@ -59,6 +59,16 @@ class CompiledRule:
     when: tuple[Predicate, ...]
     line_when: tuple[Predicate, ...]
     caps: tuple[Cap, ...]
+    unit_caps: dict[str | None, tuple[tuple[Cap, str], ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def caps_for(self, unit: str | None) -> tuple[tuple[Cap, str], ...]:
+        """The caps that limit an award in ``unit``, each with its counter name — asked for every
+        award settled, so kept per unit (filling the cache twice from two threads is harmless)."""
+        found = self.unit_caps.get(unit)
+        if found is None:
+            found = self.unit_caps[unit] = tuple((cap, f"cap:{cap.code}") for cap in self.caps
+                                                 if cap.unit is None or cap.unit == unit)
+        return found
 
 
 @dataclass(frozen=True)

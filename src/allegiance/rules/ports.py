@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -72,7 +72,10 @@ class TierView(Protocol):
     """The slice of the tiers domain the rules need: an organization's tier and earn multiplier,
     and where tier-qualifying credits go."""
 
-    def tier_of(self, program_id: int, organization_id: int) -> tuple[str | None, Decimal]: ...
+    def tier_of(self, program_id: int, organization_id: int, *,
+                organization: Mapping[str, Any] | None = None) -> tuple[str | None, Decimal]:
+        """``organization``: its row, when the caller has just read it (a program without a ladder
+        takes the tier from the row's attributes, which then is not read again)."""
 
     def add_qualifying_credit(self, program_id: int, organization_id: int, participant_id: int | None, amount: int,
                               occurred_at: datetime, event_id: int | None, rule: str) -> None: ...
@@ -81,7 +84,8 @@ class TierView(Protocol):
 class NoTiers:
     """Until a program defines tier ladders: no tier, multiplier 1, credits recorded nowhere else."""
 
-    def tier_of(self, program_id: int, organization_id: int) -> tuple[str | None, Decimal]:
+    def tier_of(self, program_id: int, organization_id: int, *,
+                organization: Mapping[str, Any] | None = None) -> tuple[str | None, Decimal]:
         return None, Decimal(1)
 
     def add_qualifying_credit(self, program_id: int, organization_id: int, participant_id: int | None, amount: int,

@@ -127,7 +127,7 @@ class RulesService(Backtesting):
         org = dict(context.organization or {})
         multiplier = Decimal(1)
         if org.get("id") is not None:
-            tier, multiplier = self.tiers.tier_of(program_id, int(org["id"]))
+            tier, multiplier = self.tiers.tier_of(program_id, int(org["id"]), organization=context.organization)
             org["tier"] = tier
         person = dict(context.participant or {})
         event = {"type": context.type, "occurred_at": context.occurred_at.isoformat(), "id": context.event_id}
@@ -285,7 +285,7 @@ class RulesService(Backtesting):
         if compiled is None:
             return []
         org = dict(organization)
-        org["tier"], _ = self.tiers.tier_of(program_id, int(org["id"]))
+        org["tier"], _ = self.tiers.tier_of(program_id, int(org["id"]), organization=organization)
         rows = standing(compiled, org, participant, at, self.settings_of(program_id).default_unit,
                         lambda keys: self.port.read_counters(program_id, keys))
         out = []

@@ -103,15 +103,15 @@ def settle(firing: Firing, rule: CompiledRule, at: datetime, organization_id: in
         counters.add(key, firing.amount, 1)
     if firing.kind not in ("award", "stepped") or amount <= 0:
         return Grant(firing, max(amount, 0), 0, (), before)
-    caps = [c for c in rule.caps if c.unit is None or c.unit == firing.unit]
+    caps = rule.caps_for(firing.unit)
     if not caps:
         return Grant(firing, amount, 0, (), before)
-    keys = [CounterKey(f"cap:{cap.code}", subject_of(cap.scope, organization_id, participant_id),
-                       period_key(cap.period, at)) for cap in caps]
+    keys = [CounterKey(name, subject_of(cap.scope, organization_id, participant_id), period_key(cap.period, at))
+            for cap, name in caps]
     used = counters.lock(sorted(keys) if len(keys) > 1 else keys)  # locked in one order: no deadlock
     allowed = amount
     hit = []
-    for cap, key in zip(caps, keys, strict=True):
+    for (cap, _), key in zip(caps, keys, strict=True):
         spent, times = used[key]
         room = allowed
         if cap.max_count is not None and times >= cap.max_count:

@@ -338,7 +338,7 @@ class Simulation:
 
 
 Loader = Callable[[Collection[int], Collection[int]], tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]]
-TierOf = Callable[[int], tuple[str | None, Decimal]]
+TierOf = Callable[[int, dict[str, Any]], tuple[str | None, Decimal]]  # (organization id, its row)
 
 
 class Subjects:
@@ -365,7 +365,7 @@ class Subjects:
             person_ids = {e[4] for e in events if e[4] is not None}
         orgs, people = self.load(org_ids, person_ids)
         for org_id, row in orgs.items():
-            tier, multiplier = self.tier_of(org_id)
+            tier, multiplier = self.tier_of(org_id, row)
             self.orgs[org_id] = ({**row, "tier": tier}, multiplier)
         self.people.update(people)
 

@@ -250,13 +250,14 @@ class _ChunkTiers:
         self.known: dict[tuple[int, int], tuple[str | None, Decimal]] = {}
         self.seen = port.status_writes
 
-    def tier_of(self, program_id: int, organization_id: int) -> tuple[str | None, Decimal]:
+    def tier_of(self, program_id: int, organization_id: int, *,
+                organization: Mapping[str, Any] | None = None) -> tuple[str | None, Decimal]:
         if self.seen != self.port.status_writes:
             self.known.clear()
             self.seen = self.port.status_writes
         key = (program_id, organization_id)
         if key not in self.known:
-            self.known[key] = self.tiers.tier_of(program_id, organization_id)
+            self.known[key] = self.tiers.tier_of(program_id, organization_id, organization=organization)
         return self.known[key]
 
     def add_qualifying_credit(self, program_id: int, organization_id: int, participant_id: int | None, amount: int,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -316,9 +316,13 @@ class SqlRules:
         per query (keyset pagination along ``ix_events_program_type_time``: each query starts where
         the last one stopped, so memory is one chunk and no query sorts the whole history)."""
         e = t.events
-        raw = self.conn.dialect.name == "sqlite"  # PostgreSQL's driver decodes jsonb itself
+        # SQLite hands back text: decoded here, not through SQLAlchemy's processors (the stored
+        # naive-UTC stamp by ``datetime.fromisoformat``, as ``UTCDateTime`` does, at a fraction of the
+        # cost per row). PostgreSQL's driver decodes timestamptz and jsonb itself.
+        raw = self.conn.dialect.name == "sqlite"
         payload = type_coerce(e.c.payload, Text) if raw else e.c.payload
-        columns = select(e.c.occurred_at, e.c.id, e.c.organization_id, e.c.participant_id, payload)
+        stamp = type_coerce(e.c.occurred_at, Text) if raw else e.c.occurred_at
+        columns = select(stamp, e.c.id, e.c.organization_id, e.c.participant_id, payload)
         base = columns.where(e.c.program_id == program_id, e.c.type == event_type, e.c.occurred_at < end)
         last: tuple[datetime, int] | None = None
         while True:
@@ -328,11 +332,16 @@ class SqlRules:
                 query = base.where(e.c.occurred_at >= last[0],
                                    or_(e.c.occurred_at > last[0], e.c.id > last[1]))
             rows = self.conn.execute(query.order_by(e.c.occurred_at, e.c.id).limit(chunk)).all()
-            for at, event_id, org_id, person_id, body in rows:
-                yield at, event_id, event_type, org_id, person_id, _loads(body) if raw else body
+            if raw:
+                for text, event_id, org_id, person_id, body in rows:
+                    at = _utc(text)
+                    yield at, event_id, event_type, org_id, person_id, _loads(body)
+            else:
+                for at, event_id, org_id, person_id, body in rows:
+                    yield at, event_id, event_type, org_id, person_id, body
             if len(rows) < chunk:
                 return
-            last = (rows[-1][0], rows[-1][1])
+            last = (_utc(rows[-1][0]) if raw else rows[-1][0], rows[-1][1])
 
     def count_events(self, program_id: int, event_types: Sequence[str], start: datetime, end: datetime) -> int:
         e = t.events
@@ -363,6 +372,12 @@ def _batches(ids: list[int], size: int = 500) -> Iterator[list[int]]:
 
 # A run of 19+ digits may be an integer beyond 64 bits, which orjson would turn into a float.
 _LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _utc(text: str) -> datetime:
+    """A stamp as SQLite stores ``UTCDateTime`` (naive UTC text), aware again."""
+    at = datetime.fromisoformat(text)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _loads(text: str) -> Any:

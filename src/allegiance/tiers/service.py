@@ -17,7 +17,7 @@ Raises ``LadderInvalid`` / ``DiscountCardInvalid`` (422 naming the field), ``Dup
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -144,10 +144,14 @@ class TiersService(DiscountCards):
                 rank = max(rank, self._rank(stored, org_subject(parent)))
         return rank
 
-    def tier_of(self, program_id: int, organization_id: int) -> tuple[str | None, Decimal]:
+    def tier_of(self, program_id: int, organization_id: int, *,
+                organization: Mapping[str, Any] | None = None) -> tuple[str | None, Decimal]:
+        """The organization's tier and earn multiplier. ``organization``: its row, if the caller has
+        just read it — without a ladder the tier is an attribute of that row, not read again."""
         stored = self.ladder_at(program_id, Level.ORGANIZATION)
         if stored is None:  # no ladder: a tier an operator keeps in the organization's attributes, if any
-            org = self.program_store.organization(program_id, organization_id) or {}
+            org = organization if organization is not None else \
+                self.program_store.organization(program_id, organization_id) or {}
             tier = (org.get("attributes") or {}).get("tier")
             return (str(tier) if tier is not None else None), Decimal(1)
         rank = self.effective_rank(program_id, stored, organization_id)
