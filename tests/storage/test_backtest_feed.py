@@ -4,8 +4,12 @@ never a partial report."""
 
 from __future__ import annotations
 
+import io
 import json
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,7 +17,7 @@ from typer.testing import CliRunner
 
 from allegiance.bootstrap import Allegiance
 from allegiance.cli.main import app as cli
-from allegiance.storage.backtest_feed import FeedFailed, evaluated_in_child
+from allegiance.storage.backtest_feed import _HEADER, FRAMES_AHEAD, FeedFailed, _FrameWriter, evaluated_in_child
 from tests.conftest import ProgramFixture, make_settings
 from tests.rules.test_simulate import END, START, draft, program_with_history, record_all
 
@@ -57,3 +61,68 @@ def test_the_command_runs_in_two_processes_when_asked(allegiance: Allegiance, pr
         assert result.exit_code == 0, result.output
         reports.append(json.loads(result.output))
     assert reports[0] == reports[1] and reports[0]["events_read"] == 80
+
+
+def _frames(data: bytes) -> list[bytes]:
+    """The frames of a child's output, ``b""`` for the end of the events."""
+    frames, at = [], 0
+    while at < len(data):
+        (size,) = _HEADER.unpack_from(data, at)
+        at += _HEADER.size
+        frames.append(data[at:at + size])
+        at += size
+    return frames
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_frames_written_ahead_keep_their_order_and_end_only_when_complete(complete: bool) -> None:
+    sink = io.BytesIO()
+    writer = _FrameWriter(sink)
+    sent = [bytes([n % 256]) * (n + 1) for n in range(3 * FRAMES_AHEAD)]
+    for data in sent:
+        writer.put(data)
+    writer.close(complete=complete)
+    assert _frames(sink.getvalue()) == sent + ([b""] if complete else [])
+
+
+class _BreakingPipe(io.RawIOBase):
+    """A pipe whose reader goes away: the first write waits for ``gate``, then every write fails."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.gate.wait(timeout=30)
+        raise BrokenPipeError("the settling process has gone")
+
+
+def test_a_pipe_that_breaks_stops_the_evaluation_instead_of_blocking_it() -> None:
+    pipe = _BreakingPipe()
+    writer = _FrameWriter(pipe)  # type: ignore[arg-type]
+    raised: list[BaseException] = []
+
+    def evaluate() -> None:  # what _serve does, in a thread the test can give up on
+        try:
+            for _ in range(10 * FRAMES_AHEAD):
+                writer.put(b"frame")
+        except BrokenPipeError as exc:
+            raised.append(exc)
+        try:
+            writer.close(complete=True)
+        except BrokenPipeError as exc:
+            raised.append(exc)
+
+    evaluating = threading.Thread(target=evaluate, daemon=True)
+    evaluating.start()
+    for _ in range(3000):  # until the queue is full and the evaluation waits in put()
+        if writer.frames.full():
+            break
+        time.sleep(0.01)
+    time.sleep(0.1)
+    pipe.gate.set()  # now the write fails: the queued frames must be drained, or put() waits for ever
+    evaluating.join(timeout=30)
+    assert not evaluating.is_alive(), "put() or close() blocked on a writer that had stopped"
+    assert len(raised) == 2  # the failure surfaces in put() and again in close()

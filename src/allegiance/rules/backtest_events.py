@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from allegiance.rules.actions import new_firing
 from allegiance.rules.engine import EventContext
 from allegiance.rules.evaluate import MISSING, CompiledRuleSet, Firing, evaluate, read
+from allegiance.rules.fields import parts_of, read_parts
 from allegiance.rules.model import Recipient, Rounding
 
 _ONE = Decimal(1)
@@ -91,8 +92,8 @@ class Evaluator:
     def __init__(self, compiled: CompiledRuleSet, default_unit: str) -> None:
         self.compiled = compiled
         self.default_unit = default_unit
-        self.release_keys = {kind: sorted({r.timing.key for r in compiled.rule_set.rules
-                                           if r.enabled and r.timing.until_event == kind})
+        self.release_keys = {kind: [parts_of(key) for key in sorted({r.timing.key for r in compiled.rule_set.rules
+                                                                     if r.enabled and r.timing.until_event == kind})]
                              for kind in compiled.release_types}
 
     def __call__(self, context: EventContext, multiplier: Decimal = Decimal(1)) -> Evaluated:
@@ -109,8 +110,8 @@ class Evaluator:
                    for firing in evaluate(self.compiled, context.type, context.occurred_at, subject,
                                           default_unit=self.default_unit, tier_multiplier=multiplier, fired=fired)]
         releases = []
-        for path in self.release_keys.get(context.type, ()):
-            value = read(subject, path)
+        for parts in self.release_keys.get(context.type, ()):
+            value = read_parts(subject, parts)
             if value is not MISSING and value is not None:
                 releases.append(str(value)[:200])
         person = int(context.participant["id"]) if context.participant else None
