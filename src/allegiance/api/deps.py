@@ -129,8 +129,12 @@ class Scope:
         return self.sees_organization(participant["organization_id"])
 
     def sees_account(self, account: Any) -> bool:
-        organization_id = getattr(account, "organization_id", None)
-        participant_id = getattr(account, "participant_id", None)
+        """``account``: a ledger ``Account`` or an account row as ``storage.queries`` returns it."""
+        if isinstance(account, dict):
+            organization_id, participant_id = account.get("organization_id"), account.get("participant_id")
+        else:
+            organization_id = getattr(account, "organization_id", None)
+            participant_id = getattr(account, "participant_id", None)
         if self.principal.role is KeyRole.PARTICIPANT:
             return participant_id == self.principal.participant_id
         if self.organizations is None:

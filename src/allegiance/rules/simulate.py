@@ -20,6 +20,7 @@ forgotten first (counted in ``evicted_keys``). Events themselves stream through 
 from __future__ import annotations
 
 import heapq
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,18 +136,22 @@ class Simulation:
         self.compiled = compiled
         self.settings = settings
         self.out = report
+        # Counted in ``defaultdict``s (``d[k] += n`` stays in C: millions of additions in a long
+        # backtest), handed over as plain dicts by ``report()``.
+        report.events_by_type, report.issued, report.capped, report.caps_hit = (
+            defaultdict(int), defaultdict(int), defaultdict(int), defaultdict(int))
         self.key_limit = key_limit
         self.counters = MemoryCounters()
         self.keyed: dict[str, list[_Award]] = {}  # match key → awards (insertion = id order)
         self.waiting: dict[tuple[str, str], list[_Award]] = {}  # (release event type, key) → pending awards
         self.evaluator = Evaluator(compiled, settings.default_unit)
-        self.fired: dict[str, int] = {}
-        self.rule_issued: dict[str, dict[str, int]] = {}
+        self.fired: dict[str, int] = defaultdict(int)
+        self.rule_issued: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.pending_count: dict[str, int] = {}
         self.pending_amount: dict[str, int] = {}
         self.tier_credit_orgs: dict[int, int] = {}
-        self.org_totals: dict[str, dict[int, int]] = {}
-        self.person_totals: dict[str, dict[int, int]] = {}
+        self.org_totals: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.person_totals: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.orgs: set[int] = set()
         self.people: set[int] = set()
         self.splits: dict[str, AwardSplit] = {}  # rule code -> its split (a model: built once, not per award)
@@ -161,13 +166,14 @@ class Simulation:
         counters, then the pending awards it releases."""
         out = self.out
         out.events_read += 1
-        _add(out.events_by_type, event.type, 1)
+        out.events_by_type[event.type] += 1
         if event.organization_id is None:
             return
         for firing, match_key in event.firings:
             self._realise(event, firing, match_key)
+        fired = self.fired
         for code in event.fired:
-            _add(self.fired, code, 1)
+            fired[code] += 1
         for value in event.releases:
             for award in self.waiting.pop((event.type, value), []):
                 if award.status == "pending":
@@ -213,25 +219,26 @@ class Simulation:
         out = self.out
         out.awards += 1
         for code in grant.caps_hit:
-            _add(out.caps_hit, code, 1)
+            out.caps_hit[code] += 1
         if grant.capped:
-            _add(out.capped, unit, grant.capped)
-        if grant.amount <= 0:
+            out.capped[unit] += grant.capped
+        amount = grant.amount
+        if amount <= 0:
             return
-        _add(out.issued, unit, grant.amount)
-        _add(self.rule_issued.setdefault(compiled_rule.rule.code, {}), unit, grant.amount)
-        self._credit(compiled_rule, unit, grant.amount, org_id, person_id)
+        out.issued[unit] += amount
+        self.rule_issued[compiled_rule.rule.code][unit] += amount
+        self._credit(compiled_rule, unit, amount, org_id, person_id)
 
     def _credit(self, compiled_rule: CompiledRule, unit: str, amount: int, org_id: int, person_id: int | None) -> None:
         """Per-holder totals for the top earners (negative amounts for clawbacks)."""
-        _add(self.org_totals.setdefault(unit, {}), org_id, amount)
-        self._affected(org_id, None)
+        self.org_totals[unit][org_id] += amount
+        self.orgs.add(org_id)
         if person_id is None:
             return
         person_share = self._split(compiled_rule).split(amount)[1] if amount > 0 else \
             -self._split(compiled_rule).split(-amount)[1]
         if person_share:
-            _add(self.person_totals.setdefault(unit, {}), person_id, person_share)
+            self.person_totals[unit][person_id] += person_share
             self.people.add(person_id)
 
     def _split(self, compiled_rule: CompiledRule) -> AwardSplit:
@@ -307,6 +314,8 @@ class Simulation:
     # -- the report ------------------------------------------------------------------------------
     def report(self) -> SimulationReport:
         out = self.out
+        out.events_by_type, out.issued, out.capped, out.caps_hit = (
+            dict(out.events_by_type), dict(out.issued), dict(out.capped), dict(out.caps_hit))
         out.units = {u.code: str(u.kind) for u in self.settings.units}
         out.pending = {unit: {"count": count, "amount": self.pending_amount.get(unit, 0)}
                        for unit, count in sorted(self.pending_count.items()) if count}
@@ -319,7 +328,7 @@ class Simulation:
                                        heapq.nlargest(TOP, totals.items(), key=lambda item: (item[1], -item[0]))]
                                 for unit, totals in sorted(self.person_totals.items())}
         enabled = [r.code for r in self.compiled.rule_set.rules if r.enabled]
-        out.rules = {code: {"fired": self.fired.get(code, 0), "issued": self.rule_issued.get(code, {})}
+        out.rules = {code: {"fired": self.fired.get(code, 0), "issued": dict(self.rule_issued.get(code, {}))}
                      for code in enabled}
         out.never_fired = [code for code in enabled if code not in self.fired]
         out.notes = [

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from allegiance.access.model import Action, KeyRole, Principal
 from allegiance.api.deps import AppDep, Page, PathId, QueryId, Scope, authorized, page, paged
 from allegiance.api.routes.ledger_scope import visible_account
+from allegiance.kernel.errors import NotFound
 from allegiance.storage import queries
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -36,10 +37,10 @@ def list_accounts(
 def get_account(app: AppDep, account_id: PathId,
                 principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))]) -> dict[str, Any]:
     """An account with its balance (Σ postings), the amount on hold and what is available."""
-    with app.read() as uow:
-        visible_account(uow, principal, account_id)
+    with app.read() as uow:  # the row with its balance is read once, and checked like visible_account
         account = queries.account(uow.conn, principal.program_id, account_id)
-        assert account is not None
+        if account is None or not Scope.of(principal, uow).sees_account(account):
+            raise NotFound(f"account {account_id} not found", field="account_id")
         held = queries.held_amount(uow.conn, account_id)
     return {**account, "held": held, "available": account["balance"], "total": account["balance"] + held}
 
