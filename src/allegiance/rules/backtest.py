@@ -86,4 +86,5 @@ class Backtesting:
         while batch := list(islice(events, SIMULATION_CHUNK)):
             subjects.prepare(batch)
             for event in batch:
-                yield evaluator(*subjects.context(program_id, event))
+                org, person, multiplier = subjects.of(event)
+                yield evaluator.stored(event[2], event[0], event[1], event[5], org, person, multiplier)

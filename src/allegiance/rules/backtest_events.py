@@ -99,24 +99,31 @@ class Evaluator:
     def __call__(self, context: EventContext, multiplier: Decimal = Decimal(1)) -> Evaluated:
         """``context.organization`` carries its ``tier``, ``multiplier`` the tier's earn multiplier
         (as ``RulesService.subject`` builds them for the live pipeline)."""
-        if context.organization is None:  # as the live pipeline: no organization, nothing earned
-            return Evaluated(context.type, context.occurred_at, None, None, [], [], [])
-        stamp = context.occurred_at.isoformat()
-        event = {"type": context.type, "occurred_at": stamp, "id": context.event_id}
-        subject = {"payload": context.payload, "organization": context.organization,
-                   "participant": context.participant or {}, "event": event}
+        return self.stored(context.type, context.occurred_at, context.event_id, context.payload,
+                           context.organization, context.participant, multiplier)
+
+    def stored(self, event_type: str, occurred_at: datetime, event_id: int, payload: dict[str, Any],
+               organization: dict[str, Any] | None, participant: dict[str, Any] | None,
+               multiplier: Decimal = _ONE) -> Evaluated:
+        """``__call__`` from the parts of an ``EventContext`` (a backtest replays a million events:
+        building the frozen context for each cost more than a microsecond)."""
+        if organization is None:  # as the live pipeline: no organization, nothing earned
+            return Evaluated(event_type, occurred_at, None, None, [], [], [])
+        stamp = occurred_at.isoformat()
+        event = {"type": event_type, "occurred_at": stamp, "id": event_id}
+        subject = {"payload": payload, "organization": organization, "participant": participant or {},
+                   "event": event}
         fired: list[str] = []
         firings = [(firing, self._match_key(firing, subject))
-                   for firing in evaluate(self.compiled, context.type, context.occurred_at, subject,
+                   for firing in evaluate(self.compiled, event_type, occurred_at, subject,
                                           default_unit=self.default_unit, tier_multiplier=multiplier, fired=fired)]
         releases = []
-        for parts in self.release_keys.get(context.type, ()):
+        for parts in self.release_keys.get(event_type, ()):
             value = read_parts(subject, parts)
             if value is not MISSING and value is not None:
                 releases.append(str(value)[:200])
-        person = int(context.participant["id"]) if context.participant else None
-        return Evaluated(context.type, context.occurred_at, int(context.organization["id"]), person, firings, fired,
-                         releases, stamp)
+        person = int(participant["id"]) if participant else None
+        return Evaluated(event_type, occurred_at, int(organization["id"]), person, firings, fired, releases, stamp)
 
     def _match_key(self, firing: Firing, subject: dict[str, Any]) -> str | None:
         """The key a clawback looks awards up by, or an award is kept under (the live

@@ -29,10 +29,11 @@ from typing import Any
 
 from allegiance.ledger.policy import AwardSplit, SplitMode
 from allegiance.programs.model import ProgramSettings
+from allegiance.rules.actions import new_firing
 from allegiance.rules.backtest_events import Evaluated, Evaluator
 from allegiance.rules.engine import EventContext
 from allegiance.rules.evaluate import CompiledRule, CompiledRuleSet, Firing
-from allegiance.rules.model import Clawback, Recipient
+from allegiance.rules.model import Clawback, Recipient, Rounding
 from allegiance.rules.settle import Grant, MemoryCounters, settle
 
 KEY_LIMIT = 1_000_000  # match keys kept for clawbacks and releases (~200 bytes each)
@@ -46,6 +47,9 @@ def merged(streams: Iterable[Iterator[StoredEvent]]) -> Iterator[StoredEvent]:
     """One stream in (occurred_at, id) order from per-event-type streams that are each in that order
     (each read along the ``(program, type, occurred_at)`` index, so no query sorts the history)."""
     return heapq.merge(*streams, key=lambda event: (event[0], event[1]))
+
+
+_NO_ORGANIZATION: tuple[None, Decimal] = (None, Decimal(1))
 
 
 class _Award:
@@ -276,8 +280,8 @@ class Simulation:
             award.status = "cancelled"
             return
         rule = award.rule.rule
-        firing = Firing(rule.code, rule.name, award.kind, award.amount, award.unit, rule.recipient, {}, "",
-                        award.basis, None, multiplier=award.multiplier)
+        firing = new_firing(rule.code, rule.name, award.kind, award.amount, award.unit, rule.recipient, {}, "",
+                            award.basis, None, None, award.multiplier, Rounding.DOWN)
         grant = settle(firing, award.rule, award.occurred_at, award.organization_id, award.participant_id,
                        self.counters)
         award.status = "posted"
@@ -378,8 +382,8 @@ class Subjects:
             self.orgs[org_id] = ({**row, "tier": tier}, multiplier)
         self.people.update(people)
 
-    def context(self, program_id: int, event: StoredEvent) -> tuple[EventContext, Decimal]:
-        at, event_id, event_type, org_id, person_id, payload = event
-        org, multiplier = self.orgs.get(org_id, (None, Decimal(1))) if org_id is not None else (None, Decimal(1))
-        person = self.people.get(person_id) if person_id is not None else None
-        return EventContext(program_id, event_id, event_type, at, payload, org, person), multiplier
+    def of(self, event: StoredEvent) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Decimal]:
+        """The event's organization (with its tier), person and earn multiplier, as loaded."""
+        org_id, person_id = event[3], event[4]
+        org, multiplier = self.orgs.get(org_id, _NO_ORGANIZATION) if org_id is not None else _NO_ORGANIZATION
+        return org, self.people.get(person_id) if person_id is not None else None, multiplier
