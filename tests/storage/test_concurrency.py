@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from sqlalchemy import select, update
 from allegiance.bootstrap import Allegiance
 from allegiance.kernel.errors import AllegianceError
 from allegiance.ledger.errors import HoldAlreadyResolved, Overdraw
+from allegiance.ledger.policy import AwardSplit, ExpiryPolicy, SplitMode
 from allegiance.storage import tables as t
 from allegiance.storage.verify import verify
 from tests import factories as f
@@ -116,3 +118,58 @@ def test_racing_resolutions_of_one_hold_have_exactly_one_winner(allegiance: Alle
         report = verify(uow.conn)
     assert _balance(allegiance, account) == (400 if status == "posted" else START)
     assert report.ok, report.problems
+
+
+def test_awards_spends_and_transfers_both_ways_never_deadlock(allegiance: Allegiance, program: ProgramFixture) -> None:
+    """Awards (which lock their accounts late, by their balance updates) racing spends and transfers
+    in both directions between the same pool and person (which lock both accounts first): every
+    operation either happens or is refused for lack of points — no deadlock, no other error — and
+    the ledger still adds up. Locking only the debited account up front deadlocks here on PostgreSQL
+    (pool → person against person → pool)."""
+    org = f.organization(allegiance, program.id)
+    person = f.participant(allegiance, program.id, org["id"])
+    pool = f.pool_account(allegiance, program.id, org["id"])
+    personal = f.personal_account(allegiance, program.id, org["id"], person["id"])
+    f.fund(allegiance, program.id, pool, 500)
+    f.fund(allegiance, program.id, personal, 500)
+    split = AwardSplit(mode=SplitMode.SHARED, participant_percent=50)
+
+    def award() -> None:
+        with allegiance.write() as uow:
+            uow.ledger.award(program.id, "PTS", 10, organization_id=org["id"], participant_id=person["id"],
+                             split=split, expiry=ExpiryPolicy())
+
+    def transfer(source: int, target: int) -> Callable[[], None]:
+        def run() -> None:
+            with allegiance.write() as uow:
+                uow.ledger.transfer(program.id, source, target, 7)
+        return run
+
+    def spend() -> None:
+        with allegiance.write() as uow:
+            uow.ledger.spend(program.id, personal, 5)
+
+    kinds = [award, award, transfer(pool, personal), transfer(personal, pool), spend, award]
+    barrier = threading.Barrier(len(kinds))
+
+    def worker(index: int) -> Counter[str]:
+        outcomes: Counter[str] = Counter()
+        barrier.wait()
+        for _ in range(25):
+            try:
+                kinds[index]()
+                outcomes["done"] += 1
+            except Overdraw:
+                outcomes["refused"] += 1
+            except Exception as exc:  # a deadlock, a lock timeout, a serialization failure...
+                outcomes[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+        return outcomes
+
+    with ThreadPoolExecutor(len(kinds)) as pool_of_threads:
+        outcomes = sum(pool_of_threads.map(worker, range(len(kinds))), Counter())
+    assert set(outcomes) <= {"done", "refused"}, outcomes
+    assert outcomes["done"] >= 3 * 25  # the awards never fail
+    with allegiance.read() as uow:
+        report = verify(uow.conn)
+    assert report.ok, report.problems
+

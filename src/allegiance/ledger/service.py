@@ -73,7 +73,13 @@ class LedgerService:
         reverses_id: int | None = None,
     ) -> Posted:
         legs: list[Debit | Credit] = [*debits, *credits]
-        holder_ids = sorted({leg.account.id for leg in legs if leg.account.kind.is_holder})
+        # A transaction that takes from a holder locks all its holder accounts first, in id order:
+        # what it takes is checked against a balance nobody else can change meanwhile. One that only
+        # gives (an award) locks nothing up front: its balance updates lock the accounts, also in id
+        # order, after its postings are written — so awards to one hot account queue for that short
+        # tail, not for the whole transaction. Both orders are ascending: no deadlock (docs/ledger.md).
+        takes = any(debit.account.kind.is_holder for debit in debits)
+        holder_ids = sorted({leg.account.id for leg in legs if leg.account.kind.is_holder}) if takes else []
         locked = self.port.lock_accounts(holder_ids)
         postings: list[Posting] = []
         allocations: dict[int, list[tuple[int, int]]] = {}

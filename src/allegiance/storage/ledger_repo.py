@@ -134,7 +134,11 @@ class SqlLedger:
             return {}
         query = select(t.accounts).where(t.accounts.c.id.in_(sorted(account_ids))).order_by(t.accounts.c.id)
         if self.postgres:
-            query = query.with_for_update()
+            # FOR NO KEY UPDATE: it excludes every other writer of the account (they take the same
+            # lock, or the balance UPDATE's), but not the KEY SHARE lock that inserting a posting or a
+            # lot referencing the account takes: an award to it writes those meanwhile, and waits
+            # only at its balance UPDATE (LedgerService.execute).
+            query = query.with_for_update(key_share=True)
         return {row.id: account_of(row) for row in self.conn.execute(query)}
 
     def open_lots(self, account_id: int) -> list[OpenLot]:
