@@ -2,14 +2,15 @@
 
 500,000 awards (1,000,000 postings) are bulk-loaded (``bench.ledger_load``) and proven valid with
 ``verify``. Then one account is read over and over, two ways: ``GET /api/v1/accounts/{id}`` through
-the server (wrk, 4 connections) and a direct call of ``allegiance.storage.queries.account`` on an
-open connection. Through the server, two loads: **one client** (one connection, each request sent when
-the previous answer arrived: the latency of a read) and **four connections** (the server saturated on
-the 2 cores it shares with wrk: the latency then is mostly waiting in the queue, ``/healthz`` included).
+the server (wrk) and a direct call of ``allegiance.storage.queries.account`` on an open connection.
+Through the server, two loads: **one client** (one connection, each request sent when the previous
+answer arrived: the latency of a read) and **four connections** (the server saturated on the 2
+cores it shares with wrk: the latency then is mostly waiting in the queue, ``/healthz`` included).
 The 5 ms target is the latency of a read, so it is checked on the one-client run and on the direct
-calls; the saturated run is reported beside it. Two accounts are read: the company pool that received half of the awards (a
-holder account: its balance is cached) and the program's ``issued`` account, on the other side of
-every award (a program account: its balance is derived on read, Σ of all its postings).
+calls; the saturated run is reported beside it. Two accounts are read: the company pool that
+received half of the awards (a holder account: its balance is cached) and the program's ``issued``
+account, on the other side of every award (a program account: its balance is the sum of 8 counter
+shards, read on demand).
 Baselines, same run: ``GET /healthz`` through the same server, and ``SELECT 1`` on the same
 connection. Target: p99 ≤ 5 ms.
 """
