@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +85,18 @@ def test_frames_written_ahead_keep_their_order_and_end_only_when_complete(comple
 
 
 class _BreakingPipe(io.RawIOBase):
-    """A pipe whose reader goes away: the first write waits for ``gate``, then every write fails."""
+    """A pipe whose reader goes away: the first write says it has started (``writing``), waits for
+    ``gate``, then every write fails."""
 
     def __init__(self) -> None:
+        self.writing = threading.Event()
         self.gate = threading.Event()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
+        self.writing.set()
         self.gate.wait(timeout=30)
         raise BrokenPipeError("the settling process has gone")
 
@@ -102,27 +104,27 @@ class _BreakingPipe(io.RawIOBase):
 def test_a_pipe_that_breaks_stops_the_evaluation_instead_of_blocking_it() -> None:
     pipe = _BreakingPipe()
     writer = _FrameWriter(pipe)  # type: ignore[arg-type]
-    raised: list[BaseException] = []
+    writer.put(b"first")
+    assert pipe.writing.wait(timeout=30)  # the writer holds the first frame, inside the pipe's write
+    for _ in range(FRAMES_AHEAD):
+        writer.put(b"queued")
+    assert writer.frames.full()  # the evaluation is as far ahead as it may go
+    pipe.gate.set()  # now the write fails: the queued frames must be drained, or close() waits for ever
+    closing: list[BaseException] = []
 
-    def evaluate() -> None:  # what _serve does, in a thread the test can give up on
-        try:
-            for _ in range(10 * FRAMES_AHEAD):
-                writer.put(b"frame")
-        except BrokenPipeError as exc:
-            raised.append(exc)
+    def close() -> None:  # in a thread the test can give up on
         try:
             writer.close(complete=True)
         except BrokenPipeError as exc:
-            raised.append(exc)
+            closing.append(exc)
 
-    evaluating = threading.Thread(target=evaluate, daemon=True)
-    evaluating.start()
-    for _ in range(3000):  # until the queue is full and the evaluation waits in put()
-        if writer.frames.full():
-            break
-        time.sleep(0.01)
-    time.sleep(0.1)
-    pipe.gate.set()  # now the write fails: the queued frames must be drained, or put() waits for ever
-    evaluating.join(timeout=30)
-    assert not evaluating.is_alive(), "put() or close() blocked on a writer that had stopped"
-    assert len(raised) == 2  # the failure surfaces in put() and again in close()
+    closer = threading.Thread(target=close, daemon=True)
+    closer.start()
+    closer.join(timeout=30)
+    assert not closer.is_alive(), "close() blocked on a writer that had stopped"
+    # Every queued frame was taken off the queue: a writer that stopped at the failure would leave it
+    # full, and a put() already waiting for room, then close(), would wait for ever.
+    assert writer.frames.empty()
+    assert len(closing) == 1  # the failure surfaces in close()...
+    with pytest.raises(BrokenPipeError):
+        writer.put(b"more")  # ...and in any later put(), which never blocks
