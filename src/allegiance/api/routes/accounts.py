@@ -6,8 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from allegiance.access.model import Action, KeyRole, Principal
 from allegiance.api.deps import AppDep, Page, PathId, QueryId, Scope, authorized, page, paged
-from allegiance.api.routes.ledger_scope import visible_account
-from allegiance.kernel.errors import NotFound
+from allegiance.api.routes.ledger_scope import visible_account, visible_account_row
 from allegiance.storage import queries
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -37,10 +36,8 @@ def list_accounts(
 def get_account(app: AppDep, account_id: PathId,
                 principal: Annotated[Principal, Depends(authorized(Action.READ_LEDGER))]) -> dict[str, Any]:
     """An account with its balance (Σ postings), the amount on hold and what is available."""
-    with app.read() as uow:  # the row with its balance is read once, and checked like visible_account
-        account = queries.account(uow.conn, principal.program_id, account_id)
-        if account is None or not Scope.of(principal, uow).sees_account(account):
-            raise NotFound(f"account {account_id} not found", field="account_id")
+    with app.read() as uow:
+        account = visible_account_row(uow, principal, account_id)
         held = queries.held_amount(uow.conn, account_id)
     return {**account, "held": held, "available": account["balance"], "total": account["balance"] + held}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from allegiance.access.model import KeyRole, Principal
 from allegiance.api.deps import Scope
 from allegiance.bootstrap import UnitOfWork
@@ -9,12 +11,22 @@ from allegiance.kernel.errors import Forbidden, NotFound
 from allegiance.ledger.model import AccountKind
 from allegiance.ledger.policy import PoolSpenders
 from allegiance.ledger.ports import Account
+from allegiance.storage import queries
 
 
 def visible_account(uow: UnitOfWork, principal: Principal, account_id: int, *, field: str = "account_id") -> Account:
     account = uow.ledger_store.get_account(principal.program_id, account_id)
     if account is None or not Scope.of(principal, uow).sees_account(account):
         raise NotFound(f"account {account_id} not found", field=field)
+    return account
+
+
+def visible_account_row(uow: UnitOfWork, principal: Principal, account_id: int) -> dict[str, Any]:
+    """``visible_account`` as the row with its balance (``storage.queries.account``): a balance read
+    then reads the account once, not once to check it and again to show it."""
+    account = queries.account(uow.conn, principal.program_id, account_id)
+    if account is None or not Scope.of(principal, uow).sees_account(account):
+        raise NotFound(f"account {account_id} not found", field="account_id")
     return account
 
 
