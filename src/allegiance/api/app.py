@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
@@ -36,6 +36,7 @@ from allegiance.api.routes import (
 )
 from allegiance.api.schemas import EventBatch, EventIn
 from allegiance.bootstrap import Allegiance
+from allegiance.route_gates import gate_included_routers
 
 
 class BodyLimit:
@@ -83,12 +84,16 @@ def _openapi_with_event_bodies(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def api_router() -> APIRouter:
-    router = APIRouter(prefix="/api/v1")
-    for module in (events, programs, organizations, participants, accounts, transactions, holds, keys,
-                   rules, tiers, rewards, coop, partners, referrals, finance, analytics):
-        router.include_router(module.router)
-    return router
+API_PREFIX = "/api/v1"
+API_MODULES = (events, programs, organizations, participants, accounts, transactions, holds, keys,
+               rules, tiers, rewards, coop, partners, referrals, finance, analytics)
+
+
+def include_api(app: FastAPI) -> None:
+    """Each resource's router is included at the top level (not under one ``/api/v1`` router) so
+    that `route_gates` can skip, by its prefix, every resource a request is not for."""
+    for module in API_MODULES:
+        app.include_router(module.router, prefix=API_PREFIX)
 
 
 _GC_TUNED = False
@@ -127,7 +132,8 @@ def create_api(allegiance: Allegiance) -> FastAPI:
             uow.conn.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok", "database": allegiance.db.dialect})
 
-    app.include_router(api_router())
+    include_api(app)
+    gate_included_routers(app.router.routes)
     app.openapi = lambda: _openapi_with_event_bodies(app)  # type: ignore[method-assign]
     _tune_gc_for_serving()
 

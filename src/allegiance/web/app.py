@@ -8,6 +8,7 @@ from starlette.staticfiles import StaticFiles
 
 from allegiance.bootstrap import Allegiance
 from allegiance.config import Environment
+from allegiance.route_gates import gate_included_routers
 from allegiance.web.auth import SESSION_COOKIE, SESSION_MAX_AGE
 from allegiance.web.rendering import STATIC_DIR
 from allegiance.web.routes import MODULES
@@ -31,3 +32,4 @@ def mount_web(app: FastAPI, allegiance: Allegiance) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in MODULES:
         app.include_router(module.router)
+    gate_included_routers(app.router.routes)  # the pages come after the API's routes: skip those by prefix
