@@ -196,3 +196,45 @@ def test_a_reading_process_that_dies_fails_the_command_instead_of_ending_it_earl
     assert "stopped unexpectedly (exit code 1)" in flat(result.stderr)
     assert "--no-parallel" in flat(result.stderr)
     assert stored_events(allegiance) == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_flat_export_with_one_column_per_payload_field_imports_the_same_events(
+        allegiance: Allegiance, world: SyntheticProgram, run: Invoke, tmp_path: Path, fmt: str) -> None:
+    """``payload.<field>`` columns (text in CSV; in Parquet, integer columns where every value is an
+    integer) give the very events the ``payload`` JSON column gives: importing those after is all
+    duplicates, no conflict."""
+    import polars as pl
+
+    from tests.events.flat_rows import cell, flattened
+
+    rows = list(iter_event_rows(world))
+    assert not any(value == "" for row in rows for value in row["payload"].values())
+    flat_rows = [flattened(row, as_text=False) for row in rows]
+    names = sorted({name for row in flat_rows for name in row})
+    assert len([name for name in names if name.startswith("payload.")]) > 5
+    columns = {name: [row.get(name) for row in flat_rows] for name in names}
+    if fmt == "csv":
+        path = tmp_path / "flat.csv"
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=names)
+            writer.writeheader()
+            writer.writerows({name: "" if value is None else cell(value) for name, value in row.items()}
+                             for row in flat_rows)
+    else:
+        path = tmp_path / "flat.parquet"
+
+        def typed(values: list[Any]) -> pl.Series:
+            if all(value is None or (type(value) is int and abs(value) < 2**63) for value in values):
+                return pl.Series(values, dtype=pl.Int64)
+            return pl.Series([None if value is None else cell(value) for value in values], dtype=pl.String)
+
+        frame = pl.DataFrame({name: typed(values) for name, values in columns.items()})
+        assert frame.schema[next(n for n in names if n.startswith("payload.") and frame.schema[n] == pl.Int64)]
+        frame.write_parquet(path)
+    first = run(str(path))
+    assert first.exit_code == 0, first.output
+    assert counts(first.stdout)["accepted"] == f"{len(rows):,}"
+    again = run(str(write_csv(tmp_path / "events.csv", rows)))
+    assert again.exit_code == 0, again.output
+    assert (counts(again.stdout)["duplicates"], counts(again.stdout)["accepted"]) == (f"{len(rows):,}", "0")

@@ -135,3 +135,74 @@ def _pick(*values: Any) -> st.SearchStrategy[Any]:
 }))
 def test_the_fast_path_for_typical_rows_agrees_with_the_general_one(raw: dict[str, Any]) -> None:
     assert parse_row(raw) == parse_general(raw)
+
+
+# -- payload.<field> columns ----------------------------------------------------------------------
+ORDER_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
+    "order_id": {"type": "string"}, "amount_minor": {"type": "integer"}, "rate": {"type": "number"},
+    "rush": {"type": "boolean"}, "lines": {"type": "array"}, "note": {"type": ["string", "null"]},
+    "discount": {"type": ["integer", "null"]},
+    "site": {"type": "object", "properties": {"floor": {"type": "integer"}}}}}
+FLAT_CHECKER = PayloadChecker({"order.placed": ORDER_SCHEMA})
+FLAT = {"source_id": "f-1", "type": "order.placed", "occurred_at": "2024-03-01T10:00:00Z",
+        "organization_external_id": "CUS-1"}
+
+
+def folded(**cells: Any) -> Any:
+    result = FLAT_CHECKER.fold({**FLAT, **{f"payload.{name.replace('__', '.')}": v for name, v in cells.items()}})
+    return result if isinstance(result, RowError) else result["payload"]
+
+
+def test_payload_columns_become_payload_fields_typed_by_the_schema() -> None:
+    assert folded(order_id="00042", amount_minor="1200", rate="0.5", rush="TRUE", lines='[{"sku": "A"}]',
+                  note="null", discount="null", site__floor="3", extra="7") == {
+        "order_id": "00042", "amount_minor": 1200, "rate": 0.5, "rush": True, "lines": [{"sku": "A"}],
+        "note": None, "discount": None, "site": {"floor": 3}, "extra": "7"}  # undeclared: text stays text
+    assert folded(rate="12", rush="no", amount_minor=" 7 ") == {"rate": 12, "rush": False, "amount_minor": 7}
+
+
+def test_text_that_fits_no_declared_type_stays_text_for_the_schema_check_to_name() -> None:
+    assert folded(amount_minor="12.5", rush="maybe", lines="sku A") == {
+        "amount_minor": "12.5", "rush": "maybe", "lines": "sku A"}
+    event = to_event({**FLAT, "payload.amount_minor": "12.5"}, PayloadChecker({"order.placed": {
+        **ORDER_SCHEMA, "required": ["amount_minor"]}}))
+    assert isinstance(event, RowError) and event.field == "payload.amount_minor"
+
+
+def test_typed_values_from_parquet_are_kept_and_empty_cells_are_absent_fields() -> None:
+    assert folded(amount_minor=1200, rush=False, order_id="", lines=None) == {"amount_minor": 1200, "rush": False}
+
+
+def test_payload_columns_join_the_payload_column_and_may_not_repeat_it() -> None:
+    both = FLAT_CHECKER.fold({**FLAT, "payload": '{"order_id": "O-1"}', "payload.amount_minor": "5"})
+    assert isinstance(both, dict) and both["payload"] == {"order_id": "O-1", "amount_minor": 5}
+    twice = FLAT_CHECKER.fold({**FLAT, "payload": '{"order_id": "O-1"}', "payload.order_id": "O-2"})
+    assert twice == RowError("payload.order_id", "is given twice (in the payload column too)")
+    assert FLAT_CHECKER.fold({**FLAT, "payload.": "x"}) == RowError("payload.", "must name a payload field: "
+                                                                                 "payload.FIELD")
+    assert FLAT_CHECKER.fold({**FLAT, "payload.site": "3", "payload.site.floor": "2"}) == RowError(
+        "payload.site.floor", "'site' is not an object in the payload")
+    assert FLAT_CHECKER.fold({**FLAT, "payload": "[1]", "payload.a": "1"}) == RowError("payload",
+                                                                                      "must be a JSON object")
+
+
+def test_an_unknown_column_says_how_to_give_a_payload_field() -> None:
+    error = parse_row({**GOOD, "amount": "5"})
+    assert isinstance(error, RowError) and error.field == "amount" and "payload.FIELD" in error.reason
+
+
+SCALARS = st.one_of(st.booleans(), st.integers(-10**30, 10**30), st.text(min_size=1),
+                    st.floats(allow_nan=False, allow_infinity=False), st.none())
+VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(st.text(max_size=5), SCALARS, max_size=3))
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: "." not in k), VALUES, max_size=6))
+def test_a_payload_written_as_text_cells_reads_back_equal_under_a_schema_of_its_types(payload: dict[str, Any]) -> None:
+    from tests.events.flat_rows import flattened, typed_schemas
+
+    source = {**FLAT, "payload": payload}
+    checker = PayloadChecker(typed_schemas([source]))
+    back = checker.fold(flattened(source))
+    assert isinstance(back, dict)
+    expected = {key: value for key, value in payload.items() if value != ""}  # an empty cell is an absent field
+    assert back.get("payload", {}) == expected  # no payload column and no payload cell: no payload

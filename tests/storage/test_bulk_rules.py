@@ -294,3 +294,30 @@ def test_two_chunked_importers_never_exceed_a_cap_nor_store_an_event_twice(db_ur
                 assert count <= cap["max_count"]
     finally:
         app.close()
+
+
+def test_payload_columns_reach_the_rules_as_the_payload_column_does(db_url: str, second_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same orders, once with ``payload.<field>`` text cells (a flat CSV) on the chunked path and
+    once with payload objects event by event, under schemas that declare each field's type: the same
+    awards, caps, clawbacks and ledger."""
+    from tests.events.flat_rows import flattened, typed_schemas
+
+    chunked, program_id, rows = prepared(db_url, 120, 5)
+    reference, other_id, _ = prepared(second_url, 120, 5)
+    try:
+        for app, pid in ((chunked, program_id), (reference, other_id)):
+            with app.write() as uow:
+                for name, schema in typed_schemas(rows).items():
+                    uow.events.declare_type(pid, name, schema)
+        flushes = count_chunked(monkeypatch)
+        flat = import_rows(chunked, program_id, [(line, flattened(row)) for line, row in enumerate(rows, start=2)],
+                           chunk_size=40)
+        assert flushes and flat.accepted == len(rows) and not flat.rejected
+        one_by_one(monkeypatch)
+        expected = import_rows(reference, other_id, list(enumerate(rows, start=2)), chunk_size=40)
+        assert summary_of(flat) == summary_of(expected)
+        assert_same(chunked, reference)
+    finally:
+        chunked.close()
+        reference.close()

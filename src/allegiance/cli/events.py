@@ -82,7 +82,8 @@ def import_events(
              "or more)")] = None,
 ) -> None:
     """Import events (columns: source_id, type, occurred_at, organization_external_id or
-    organization_id, participant_external_id or participant_id, payload). Already imported source
+    organization_id, participant_external_id or participant_id, and payload as a JSON object and/or
+    one payload.FIELD column per payload field, typed by the event type's schema). Already imported source
     ids are skipped, so re-running after a failure or an interruption is safe. Exits 2 if any row
     was rejected (the others are imported) or the file cannot be read."""
     rejects_path = rejects or Path(f"{file}.rejects.csv")

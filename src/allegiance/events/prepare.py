@@ -88,6 +88,10 @@ def ready(line: int, source_id: str, type_: str, at: datetime, payload: dict[str
 
 
 def _general(line: int, raw: Mapping[str, Any], checker: PayloadChecker) -> Prepared | RowError:
+    folded = checker.fold(raw)
+    if isinstance(folded, RowError):
+        return folded
+    raw = folded
     if not COLUMNS.issuperset(raw):
         return unknown_columns(raw)
     event = parse_general(raw)

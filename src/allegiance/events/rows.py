@@ -30,6 +30,7 @@ COLUMNS = frozenset({
     "participant_id", "participant_external_id", "payload",
 })
 NUL_ESCAPE = "\\u0000"  # PostgreSQL cannot store U+0000 in text or JSONB
+PAYLOAD_COLUMN = "payload."  # ``payload.amount``: one payload field per column, as ERP exports are flat
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +177,8 @@ def unknown_columns(raw: Mapping[Any, Any]) -> RowError:
     unknown = sorted(str(k) for k in raw if k not in COLUMNS)
     if unknown == ["None"]:  # csv puts extra fields under the key None
         return RowError("row", "has more fields than the header")
-    return RowError(unknown[0], f"is not a known column (expected some of {', '.join(sorted(COLUMNS))})")
+    return RowError(unknown[0], f"is not a known column (expected some of {', '.join(sorted(COLUMNS))}, "
+                                f"or {PAYLOAD_COLUMN}FIELD for one field of the payload)")
 
 
 def parse_general(raw: Mapping[str, Any]) -> IncomingEvent | RowError:
@@ -232,6 +234,78 @@ def typical(source_id: Any, type_: Any, at: Any, payload: Any, org: Any, person:
     return source_id, type_, at, payload, org, person
 
 
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f"})
+
+
+def _typed(text: str, schema: Any) -> Any:
+    """A CSV cell as the JSON value its payload schema declares: ``"120"`` is 120 where the field is
+    an integer, ``"true"`` a boolean, ``"[...]"`` an array. Text that fits none of the declared types
+    stays text, so the schema check then names the field and why; ``string`` is tried last."""
+    declared = schema.get("type") if isinstance(schema, dict) else None
+    kinds = declared if isinstance(declared, list) else [declared]
+    stripped = text.strip()
+    whole = stripped.isascii() and stripped.lstrip("+-").isdigit()
+    for kind in sorted(kinds, key=lambda kind: kind == "string"):
+        if kind in ("integer", "number") and whole:
+            return int(stripped)
+        if kind == "number":
+            try:
+                return _finite(stripped)
+            except ValueError:
+                continue
+        if kind == "boolean" and stripped.lower() in _TRUE | _FALSE:
+            return stripped.lower() in _TRUE
+        if kind == "null" and stripped == "null":
+            return None
+        if kind in ("array", "object") and stripped[:1] in "[{":
+            try:
+                return loads_strict(stripped)
+            except ValueError:
+                continue
+    return text
+
+
+def _field_schema(schema: Any, path: list[str]) -> Any:
+    for name in path:
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        schema = properties.get(name) if isinstance(properties, dict) else None
+    return schema
+
+
+def fold_payload_columns(raw: Mapping[str, Any], schemas: Mapping[str, Any]) -> Mapping[str, Any] | RowError:
+    """Move ``payload.<field>`` columns into the row's payload (``payload.site.city`` nests), next to
+    what a ``payload`` column holds; text cells are typed by the event type's schema (see ``_typed``).
+    An empty cell is an absent field. A field given both ways is refused, naming the column."""
+    flat = [key for key in raw if type(key) is str and key.startswith(PAYLOAD_COLUMN)]
+    if not flat:
+        return raw
+    row = {key: value for key, value in raw.items() if key not in flat}
+    try:
+        payload = dict(_payload(row))
+    except _Bad as bad:
+        return bad.error
+    type_ = row.get("type")
+    schema = schemas.get(type_) if type(type_) is str else None
+    for column in flat:
+        value = raw[column]
+        path = column[len(PAYLOAD_COLUMN):].split(".")
+        if not all(path):
+            return RowError(column, f"must name a payload field: {PAYLOAD_COLUMN}FIELD")
+        if value is None or value == "":
+            continue
+        target = payload
+        for name in path[:-1]:
+            target = target.setdefault(name, {})
+            if not isinstance(target, dict):
+                return RowError(column, f"{name!r} is not an object in the payload")
+        if path[-1] in target:
+            return RowError(column, "is given twice (in the payload column too)")
+        target[path[-1]] = _typed(value, _field_schema(schema, path)) if isinstance(value, str) else value
+    row["payload"] = payload
+    return row
+
+
 class PayloadChecker:
     """The program's declared event types, each schema compiled once (fastjsonschema)."""
 
@@ -239,6 +313,10 @@ class PayloadChecker:
         self.schemas = dict(schemas)
         self._validators: dict[str, Callable[[Any], Any]] = {
             name: validator_for(schema) for name, schema in self.schemas.items()}
+
+    def fold(self, raw: Mapping[str, Any]) -> Mapping[str, Any] | RowError:
+        """``fold_payload_columns`` with this program's schemas."""
+        return fold_payload_columns(raw, self.schemas)
 
     def check(self, event: IncomingEvent) -> RowError | None:
         return self.check_payload(event.type, event.payload)
@@ -263,7 +341,8 @@ class PayloadChecker:
 
 def to_event(raw: Mapping[str, Any], checker: PayloadChecker) -> IncomingEvent | RowError:
     """Both steps: shape, then type and payload schema."""
-    event = parse_row(raw)
+    folded = checker.fold(raw)
+    event = folded if isinstance(folded, RowError) else parse_row(folded)
     if isinstance(event, RowError):
         return event
     return checker.check(event) or event

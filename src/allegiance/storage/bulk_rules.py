@@ -100,7 +100,7 @@ def import_through_rules(app: Allegiance, program_id: int, rows: Iterable[tuple[
         except Redo:
             tally = None
         if tally is None:
-            tally = _one_by_one(app, program_id, batch)
+            tally = _one_by_one(app, program_id, batch, checker)
         add(summary, tally, on_reject, on_progress)
     if app.db.is_sqlite:
         with app.write() as uow:
@@ -156,7 +156,8 @@ def _parse(batch: Batch, checker: PayloadChecker, tally: Tally) -> list[tuple[In
     the event as ``parse_row`` builds it (the rules see that very payload)."""
     out = []
     for line, raw in batch:
-        event = raw if isinstance(raw, RowError) else parse_row(raw)
+        folded = raw if isinstance(raw, RowError) else checker.fold(raw)
+        event = folded if isinstance(folded, RowError) else parse_row(folded)
         if isinstance(event, RowError):
             source_id = raw.get("source_id") if isinstance(raw, Mapping) else None
             tally.reject(line, event.field, event.reason, source_id if isinstance(source_id, str) else "")
@@ -287,13 +288,14 @@ def _pipeline(app: Allegiance, uow: UnitOfWork, writes: ChunkWrites) -> EventsSe
 
 
 # -- event by event -------------------------------------------------------------------------------
-def _one_by_one(app: Allegiance, program_id: int, batch: Batch) -> Tally:
+def _one_by_one(app: Allegiance, program_id: int, batch: Batch, checker: PayloadChecker) -> Tally:
     """The full pipeline per event through ``record_one``, a savepoint each, so a bad row is
     rejected without losing the rest of the chunk."""
     tally = Tally()
     with app.write() as uow:
         for line, raw in batch:
-            event = raw if isinstance(raw, RowError) else parse_row(raw)
+            folded = raw if isinstance(raw, RowError) else checker.fold(raw)
+            event = folded if isinstance(folded, RowError) else parse_row(folded)
             if isinstance(event, RowError):
                 source_id = raw.get("source_id") if isinstance(raw, Mapping) else None
                 tally.reject(line, event.field, event.reason, source_id if isinstance(source_id, str) else "")
