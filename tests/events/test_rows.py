@@ -162,8 +162,8 @@ def test_payload_columns_become_payload_fields_typed_by_the_schema() -> None:
 
 
 def test_text_that_fits_no_declared_type_stays_text_for_the_schema_check_to_name() -> None:
-    assert folded(amount_minor="12.5", rush="maybe", lines="sku A") == {
-        "amount_minor": "12.5", "rush": "maybe", "lines": "sku A"}
+    assert folded(amount_minor="12.5", rush="maybe", lines="sku A", rate="+-5", discount="1e3") == {
+        "amount_minor": "12.5", "rush": "maybe", "lines": "sku A", "rate": "+-5", "discount": "1e3"}
     event = to_event({**FLAT, "payload.amount_minor": "12.5"}, PayloadChecker({"order.placed": {
         **ORDER_SCHEMA, "required": ["amount_minor"]}}))
     assert isinstance(event, RowError) and event.field == "payload.amount_minor"
@@ -184,6 +184,13 @@ def test_payload_columns_join_the_payload_column_and_may_not_repeat_it() -> None
         "payload.site.floor", "'site' is not an object in the payload")
     assert FLAT_CHECKER.fold({**FLAT, "payload": "[1]", "payload.a": "1"}) == RowError("payload",
                                                                                       "must be a JSON object")
+
+
+def test_nested_columns_add_to_an_object_of_the_payload_column_without_changing_the_row() -> None:
+    given = {"site": {"city": "Ulm"}}
+    row = {**FLAT, "payload": given, "payload.site.floor": "2"}
+    assert FLAT_CHECKER.fold(row)["payload"] == {"site": {"city": "Ulm", "floor": 2}}  # type: ignore[index]
+    assert given == {"site": {"city": "Ulm"}} and row["payload"] is given
 
 
 def test_an_unknown_column_says_how_to_give_a_payload_field() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -234,6 +235,7 @@ def typical(source_id: Any, type_: Any, at: Any, payload: Any, org: Any, person:
     return source_id, type_, at, payload, org, person
 
 
+_WHOLE = re.compile(r"[+-]?[0-9]+")
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f"})
 
@@ -245,7 +247,7 @@ def _typed(text: str, schema: Any) -> Any:
     declared = schema.get("type") if isinstance(schema, dict) else None
     kinds = declared if isinstance(declared, list) else [declared]
     stripped = text.strip()
-    whole = stripped.isascii() and stripped.lstrip("+-").isdigit()
+    whole = _WHOLE.fullmatch(stripped) is not None
     for kind in sorted(kinds, key=lambda kind: kind == "string"):
         if kind in ("integer", "number") and whole:
             return int(stripped)
@@ -296,9 +298,10 @@ def fold_payload_columns(raw: Mapping[str, Any], schemas: Mapping[str, Any]) -> 
             continue
         target = payload
         for name in path[:-1]:
-            target = target.setdefault(name, {})
-            if not isinstance(target, dict):
+            inner = target.get(name, {})
+            if not isinstance(inner, dict):
                 return RowError(column, f"{name!r} is not an object in the payload")
+            target[name] = target = dict(inner)  # a copy: the row's own payload object is never changed
         if path[-1] in target:
             return RowError(column, "is given twice (in the payload column too)")
         target[path[-1]] = _typed(value, _field_schema(schema, path)) if isinstance(value, str) else value
