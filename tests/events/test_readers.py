@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,17 @@ def test_csv_lines_count_the_header_blank_lines_and_quoted_newlines(tmp_path: Pa
     assert rows[3][1] == {"source_id": "d"}
 
 
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_reads_as_one_separated_by_commas(tmp_path: Path,
+                                                                               delimiter: str) -> None:
+    """Spreadsheets where the comma is the decimal mark save CSV with semicolons; the header says which."""
+    path = tmp_path / "events.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerows([["source_id", "type", "payload.amount", "payload.note"], ["a", "t.x", "12,5", "x; y, z"]])
+    assert read(path) == [(2, {"source_id": "a", "type": "t.x", "payload.amount": "12,5", "payload.note": "x; y, z"})]
+
+
 def test_a_csv_header_naming_a_column_twice_is_refused_before_any_row(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text("source_id,type,type\na,b,c\n", encoding="utf-8")
@@ -52,6 +64,8 @@ def test_a_csv_that_is_not_utf8_fails_naming_where(tmp_path: Path) -> None:
     path.write_bytes(b"source_id,\xff\n")
     with pytest.raises(UnreadableFile, match="line 1 is not UTF-8"):
         open_rows(path)
+    path.write_bytes(b"")  # no header at all: read as an empty file, as before
+    assert read(path) == []
 
 
 def test_jsonl_lines_are_physical_lines_and_a_bad_line_is_a_row_error(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ stays bounded whatever the file size: text files are read line by line, Parquet 
 
 Line numbers are what a person opening the file sees, so a reject can be found:
 
-* CSV — the physical line where the record starts (the header is line 1; a quoted field spanning
+* CSV — comma-, semicolon- or tab-separated (read from the header line, ``delimiter_of``); the
+  physical line where the record starts (the header is line 1; a quoted field spanning
   several lines counts them all). ``csv.reader`` rather than ``DictReader``: DictReader silently
   skips blank lines, which would make the start line of the next record unknowable.
 * JSON Lines — the physical line; blank lines are skipped but counted.
@@ -25,6 +26,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -128,9 +130,26 @@ def _jsonl_rows(handle: IO[bytes]) -> Iterator[tuple[int, Row]]:
 
 
 # -- CSV -------------------------------------------------------------------------------------
+DELIMITERS = (",", ";", "\t")
+
+
+def delimiter_of(header_line: str) -> str:
+    """The header's separator: a comma, or the semicolon that spreadsheets write where the comma is
+    the decimal mark (German, Turkish, French... Excel), or a tab. Column names hold none of them
+    (and a header of one column is read alike with any), so the most frequent one in the header
+    line is the file's; ties go to the comma."""
+    return max(DELIMITERS, key=lambda delimiter: (header_line.count(delimiter), delimiter == ","))
+
+
 def _open_csv(path: Path) -> RowSource:
     handle = path.open("rb")
-    reader = csv.reader(_decoded_lines(path, handle))
+    lines = _decoded_lines(path, handle)
+    try:
+        first = next(lines, "")
+    except UnreadableFile:
+        handle.close()
+        raise
+    reader = csv.reader(chain([first], lines), delimiter=delimiter_of(first))
     try:
         header = [name.strip() for name in next(reader, [])]
         if len(set(header)) != len(header):
