@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, or_, select
+from sqlalchemy import Connection, Select, bindparam, func, or_, select
 
 from allegiance.storage import tables as t
 
@@ -57,12 +57,20 @@ def participants(conn: Connection, program_id: int, *, visible: Collection[int] 
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+# The statements of a balance read, built once: building a ``select`` costs more than running it
+# on SQLite (~0.1 ms each in a profile of GET /accounts/{id}, against ~15 µs in the driver).
+_ACCOUNT = select(t.accounts).where(t.accounts.c.program_id == bindparam("program_id"),
+                                    t.accounts.c.id == bindparam("account_id"))
+_SHARDED_BALANCE = (select(func.coalesce(func.sum(t.account_balance_shards.c.amount), 0))
+                    .where(t.account_balance_shards.c.account_id == bindparam("account_id")))
+_HELD = (select(func.coalesce(func.sum(t.holds.c.amount), 0))
+         .where(t.holds.c.account_id == bindparam("account_id"), t.holds.c.status == "pending"))
+
+
 def _with_balance(conn: Connection, row: Any) -> dict[str, Any]:
     account = dict(row._mapping)
     if account["balance"] is None:  # program accounts: the sum of a few counter shards
-        account["balance"] = int(conn.execute(
-            select(func.coalesce(func.sum(t.account_balance_shards.c.amount), 0))
-            .where(t.account_balance_shards.c.account_id == account["id"])).scalar_one())
+        account["balance"] = int(conn.execute(_SHARDED_BALANCE, {"account_id": account["id"]}).scalar_one())
     return account
 
 
@@ -84,15 +92,12 @@ def accounts(conn: Connection, program_id: int, *, visible: Collection[int] | No
 
 
 def account(conn: Connection, program_id: int, account_id: int) -> dict[str, Any] | None:
-    row = conn.execute(select(t.accounts).where(t.accounts.c.program_id == program_id,
-                                                t.accounts.c.id == account_id)).first()
+    row = conn.execute(_ACCOUNT, {"program_id": program_id, "account_id": account_id}).first()
     return _with_balance(conn, row) if row else None
 
 
 def held_amount(conn: Connection, account_id: int) -> int:
-    h = t.holds
-    return int(conn.execute(select(func.coalesce(func.sum(h.c.amount), 0))
-                            .where(h.c.account_id == account_id, h.c.status == "pending")).scalar_one())
+    return int(conn.execute(_HELD, {"account_id": account_id}).scalar_one())
 
 
 def postings_of_account(conn: Connection, account_id: int, *, after: int = 0, limit: int = 50) -> list[dict[str, Any]]:
