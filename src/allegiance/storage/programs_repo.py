@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from allegiance.kernel.clock import Clock
 from allegiance.storage import tables as t
 from allegiance.storage.outbox import emit
 from allegiance.storage.rows import one_row
+
+
+def _by(table: Any, column: str) -> Any:
+    """``SELECT * FROM table WHERE column = :key AND program_id = :program_id``, built once: every
+    event resolves its organization and person through these, and building a statement per call
+    (and its cache key) cost more than running it."""
+    return select(table).where(table.c[column] == bindparam("key"), table.c.program_id == bindparam("program_id"))
+
+
+_ORGANIZATION, _ORGANIZATION_BY_EXTERNAL_ID = _by(t.organizations, "id"), _by(t.organizations, "external_id")
+_PARTICIPANT, _PARTICIPANT_BY_EXTERNAL_ID = _by(t.participants, "id"), _by(t.participants, "external_id")
 
 
 class SqlPrograms:
@@ -30,12 +41,14 @@ class SqlPrograms:
         self.conn.execute(update(t.programs).where(t.programs.c.id == program_id).values(**values))
 
     def organization(self, program_id: int, organization_id: int) -> dict[str, Any] | None:
-        o = t.organizations
-        return one_row(self.conn, select(o).where(o.c.id == organization_id, o.c.program_id == program_id))
+        return self._one(_ORGANIZATION, program_id, organization_id)
 
     def organization_by_external_id(self, program_id: int, external_id: str) -> dict[str, Any] | None:
-        o = t.organizations
-        return one_row(self.conn, select(o).where(o.c.external_id == external_id, o.c.program_id == program_id))
+        return self._one(_ORGANIZATION_BY_EXTERNAL_ID, program_id, external_id)
+
+    def _one(self, statement: Any, program_id: int, key: Any) -> dict[str, Any] | None:
+        row = self.conn.execute(statement, {"program_id": program_id, "key": key}).first()
+        return dict(row._mapping) if row else None
 
     def ancestors(self, program_id: int, organization_id: int) -> list[int]:
         """Walk up the parent chain (bounded: hierarchies are shallow, and a cycle cannot be stored)."""
@@ -58,12 +71,10 @@ class SqlPrograms:
         self.conn.execute(update(t.organizations).where(t.organizations.c.id == organization_id).values(**values))
 
     def participant(self, program_id: int, participant_id: int) -> dict[str, Any] | None:
-        p = t.participants
-        return one_row(self.conn, select(p).where(p.c.id == participant_id, p.c.program_id == program_id))
+        return self._one(_PARTICIPANT, program_id, participant_id)
 
     def participant_by_external_id(self, program_id: int, external_id: str) -> dict[str, Any] | None:
-        p = t.participants
-        return one_row(self.conn, select(p).where(p.c.external_id == external_id, p.c.program_id == program_id))
+        return self._one(_PARTICIPANT_BY_EXTERNAL_ID, program_id, external_id)
 
     def insert_participant(self, values: dict[str, Any]) -> int:
         return int(self.conn.execute(
