@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -84,6 +84,27 @@ def add_to_shard(conn: Connection, account_id: int, shard: int, delta: int) -> N
     conn.execute(shard_upsert(conn.dialect.name), {"account_id": account_id, "shard": shard, "amount": delta})
 
 
+# The statements of every award, spend and transfer, built once (as ``shard_upsert``): building a
+# statement and its cache key costs SQLAlchemy more than SQLite takes to run it, and a ledger write
+# runs about ten of them. Bound names differ from column names, as SQLAlchemy requires in SET.
+_a, _tx, _heads = t.accounts, t.transactions, t.ledger_heads
+_ACCOUNT_AT = select(_a).where(_a.c.program_id == bindparam("b_program"), _a.c.address == bindparam("b_address"))
+_ACCOUNT_BY_ID = select(_a).where(_a.c.id == bindparam("b_id"), _a.c.program_id == bindparam("b_program"))
+_KINDS = select(_a.c.id, _a.c.kind).where(_a.c.id.in_(bindparam("b_ids", expanding=True)))
+_INSERT_TRANSACTION = insert(_tx).returning(_tx.c.id)
+_INSERT_POSTINGS = insert(t.postings).returning(t.postings.c.id, sort_by_parameter_order=True)
+_INSERT_LOTS = insert(t.lots)
+_ADD_TO_BALANCE = (update(_a).where(_a.c.id == bindparam("b_id"))
+                   .values(balance=_a.c.balance + bindparam("b_delta"), version=_a.c.version + 1))
+_HEAD = select(_heads.c.last_seq, _heads.c.last_hash).where(_heads.c.program_id == bindparam("b_program"))
+_HEAD_LOCKED = _HEAD.with_for_update()
+_CHAIN = (update(_tx).where(_tx.c.id == bindparam("b_id"))
+          .values(chain_seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash")))
+_MOVE_HEAD = (update(_heads).where(_heads.c.program_id == bindparam("b_program"))
+              .values(last_transaction_id=bindparam("b_id"), last_seq=bindparam("b_seq"),
+                      last_hash=bindparam("b_hash")))
+
+
 class SqlLedger:
     def __init__(self, conn: Connection, clock: Clock) -> None:
         self.conn = conn
@@ -106,21 +127,19 @@ class SqlLedger:
             kind, unit, program_id=program_id, organization_id=organization_id,
             participant_id=participant_id, escrow_of=escrow_of,
         )
-        query = select(t.accounts).where(t.accounts.c.program_id == program_id, t.accounts.c.address == address)
-        row = self.conn.execute(query).first()
+        where = {"b_program": program_id, "b_address": address}
+        row = self.conn.execute(_ACCOUNT_AT, where).first()
         if row is None:
             insert_ignore(self.conn, t.accounts, {
                 "program_id": program_id, "address": address, "unit": unit, "kind": kind.value,
                 "organization_id": organization_id, "participant_id": participant_id,
                 "balance": 0 if kind.is_holder else None, "version": 0, "created_at": self.clock.now(),
             }, ["program_id", "address"])
-            row = self.conn.execute(query).one()
+            row = self.conn.execute(_ACCOUNT_AT, where).one()
         return account_of(row)
 
     def get_account(self, program_id: int, account_id: int) -> Account | None:
-        row = self.conn.execute(
-            select(t.accounts).where(t.accounts.c.id == account_id, t.accounts.c.program_id == program_id)
-        ).first()
+        row = self.conn.execute(_ACCOUNT_BY_ID, {"b_id": account_id, "b_program": program_id}).first()
         return account_of(row) if row else None
 
     def holder_accounts_of(self, program_id: int, participant_id: int) -> list[Account]:
@@ -155,20 +174,15 @@ class SqlLedger:
     ) -> Appended:
         """Write the transaction unsealed; :meth:`seal` chains it last, holding the head briefly."""
         conn = self.conn
-        kinds = dict(conn.execute(
-            select(t.accounts.c.id, t.accounts.c.kind).where(
-                t.accounts.c.id.in_({p.account_id for p in draft.postings}))
-        ).all())
+        kinds = dict(conn.execute(_KINDS, {"b_ids": sorted({p.account_id for p in draft.postings})}).all())
         header = {
             "program_id": draft.program_id, "kind": draft.kind.value, "organization_id": draft.organization_id,
             "event_id": draft.event_id, "reverses_id": draft.reverses_id, "memo": draft.memo,
             "metadata": draft.metadata, "created_at": now,
         }
-        txn_id = conn.execute(
-            insert(t.transactions).values(**header, prev_hash="", hash="").returning(t.transactions.c.id)
-        ).scalar_one()
+        txn_id = conn.execute(_INSERT_TRANSACTION, {**header, "prev_hash": "", "hash": ""}).scalar_one()
         posting_ids = conn.execute(
-            insert(t.postings).returning(t.postings.c.id, sort_by_parameter_order=True),
+            _INSERT_POSTINGS,
             [{"transaction_id": txn_id, "program_id": draft.program_id, "account_id": p.account_id,
               "unit": p.unit, "amount": p.amount} for p in draft.postings],
         ).scalars().all()
@@ -192,12 +206,11 @@ class SqlLedger:
                     if done != 1:
                         raise RuntimeError(f"lot {lot_id} changed under its account lock")
         if new_lots:
-            conn.execute(insert(t.lots), new_lots)
+            conn.execute(_INSERT_LOTS, new_lots)
         for account_id, delta in sorted(deltas.items()):
             # The CHECK (balance >= 0) is the last line of defence; the lot allocation above
             # already refused any overdraw under the account lock.
-            conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
-                         .values(balance=t.accounts.c.balance + delta, version=t.accounts.c.version + 1))
+            conn.execute(_ADD_TO_BALANCE, {"b_id": account_id, "b_delta": delta})
         for account_id, delta in sorted(program_deltas.items()):
             if delta:
                 add_to_shard(conn, account_id, txn_id % SHARDS, delta)
@@ -210,21 +223,18 @@ class SqlLedger:
         hash, move the head. Last step of every write, so the head (the one row every writer of a
         program shares) is held only for these two updates and the commit."""
         program_id, header, legs = self._unsealed.pop(transaction_id)
-        head_query = select(t.ledger_heads.c.last_seq, t.ledger_heads.c.last_hash).where(
-            t.ledger_heads.c.program_id == program_id)
-        if self.postgres:
-            head_query = head_query.with_for_update()
-        head = self.conn.execute(head_query).first()
+        head_query = _HEAD_LOCKED if self.postgres else _HEAD
+        where = {"b_program": program_id}
+        head = self.conn.execute(head_query, where).first()
         if head is None:
             insert_ignore(self.conn, t.ledger_heads, {"program_id": program_id, "last_transaction_id": None,
                                                       "last_seq": 0, "last_hash": GENESIS}, ["program_id"])
-            head = self.conn.execute(head_query).one()
+            head = self.conn.execute(head_query, where).one()
         seq = head.last_seq + 1
         digest = chain_hash(head.last_hash, transaction_content({**header, "chain_seq": seq}, legs))
-        self.conn.execute(update(t.transactions).where(t.transactions.c.id == transaction_id)
-                          .values(chain_seq=seq, prev_hash=head.last_hash, hash=digest))
-        self.conn.execute(update(t.ledger_heads).where(t.ledger_heads.c.program_id == program_id)
-                          .values(last_transaction_id=transaction_id, last_seq=seq, last_hash=digest))
+        self.conn.execute(_CHAIN, {"b_id": transaction_id, "b_seq": seq, "b_prev": head.last_hash, "b_hash": digest})
+        self.conn.execute(_MOVE_HEAD, {"b_program": program_id, "b_id": transaction_id, "b_seq": seq,
+                                       "b_hash": digest})
         return digest
 
     # -- reads used by reversals ---------------------------------------------------------
