@@ -238,3 +238,36 @@ def test_a_flat_export_with_one_column_per_payload_field_imports_the_same_events
     again = run(str(write_csv(tmp_path / "events.csv", rows)))
     assert again.exit_code == 0, again.output
     assert (counts(again.stdout)["duplicates"], counts(again.stdout)["accepted"]) == (f"{len(rows):,}", "0")
+
+
+@pytest.mark.parametrize("parallel", ["--parallel", "--no-parallel"])
+def test_times_without_an_offset_are_read_in_the_time_zone_given(
+        allegiance: Allegiance, world: SyntheticProgram, run: Invoke, tmp_path: Path, parallel: str) -> None:
+    """An ERP export in local wall-clock time: refused row by row without ``--timezone`` (as the API
+    refuses it), stored at the right instant with it, in this process or in the reading one."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    rows = list(iter_event_rows(world))[:40]
+    berlin = ZoneInfo("Europe/Berlin")
+    local = [{**row, "occurred_at": datetime.fromisoformat(row["occurred_at"]).astimezone(berlin)
+              .replace(tzinfo=None).isoformat(" ")} for row in rows]
+    path = write_csv(tmp_path / "local.csv", local)
+    refused = run(str(path), parallel)
+    assert refused.exit_code == 2 and counts(refused.stdout)["rejected"] == f"{len(rows):,}"
+    assert "occurred_at: must include a time zone offset" in flat(refused.stderr)
+    accepted = run(str(path), parallel, "--timezone", "Europe/Berlin")
+    assert accepted.exit_code == 0, accepted.output
+    assert counts(accepted.stdout)["accepted"] == f"{len(rows):,}"
+    stored = {e[0]: e[4] for e in stored_events(allegiance)}
+    for row in rows:
+        instant = stored[row["source_id"]]
+        instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        assert instant == datetime.fromisoformat(row["occurred_at"])
+
+
+def test_an_unknown_time_zone_exits_2_before_reading_anything(run: Invoke, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "none.csv", [])
+    result = run(str(path), "--timezone", "Europe/Atlantis")
+    assert result.exit_code == 2
+    assert "--timezone: 'Europe/Atlantis' is not a time zone name" in flat(result.stderr)

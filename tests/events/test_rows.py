@@ -213,3 +213,32 @@ def test_a_payload_written_as_text_cells_reads_back_equal_under_a_schema_of_its_
     assert isinstance(back, dict)
     expected = {key: value for key, value in payload.items() if value != ""}  # an empty cell is an absent field
     assert back.get("payload", {}) == expected  # no payload column and no payload cell: no payload
+
+
+# -- times without an offset, read in a given time zone --------------------------------------------
+@pytest.mark.parametrize(("written", "zone", "utc"), [
+    ("2026-12-01T09:30:00", "Europe/Berlin", datetime(2026, 12, 1, 8, 30, tzinfo=UTC)),
+    ("2026-07-01 09:30", "Europe/Berlin", datetime(2026, 7, 1, 7, 30, tzinfo=UTC)),  # summer time
+    ("2026-07-01", "Europe/Istanbul", datetime(2026, 6, 30, 21, 0, tzinfo=UTC)),  # a date alone: midnight
+    (datetime(2026, 1, 5, 12, 0), "Asia/Seoul", datetime(2026, 1, 5, 3, 0, tzinfo=UTC)),  # Parquet, naive
+    ("2026-12-01T09:30:00+00:00", "Asia/Seoul", datetime(2026, 12, 1, 9, 30, tzinfo=UTC)),  # offset wins
+])
+def test_a_time_without_an_offset_is_read_in_the_files_time_zone(written: Any, zone: str, utc: datetime) -> None:
+    event = to_event(row(occurred_at=written), PayloadChecker(event_type_catalog(), zone))
+    assert isinstance(event, IncomingEvent)
+    assert event.occurred_at == utc
+    assert event.occurred_at.tzinfo is not None
+
+
+def test_without_a_time_zone_a_time_without_offset_is_refused_and_nonsense_is_refused_either_way() -> None:
+    refused = to_event(row(occurred_at="2026-12-01T09:30:00"), PayloadChecker(event_type_catalog()))
+    assert refused == RowError("occurred_at", "must include a time zone offset")
+    nonsense = to_event(row(occurred_at="soon"), PayloadChecker(event_type_catalog(), "Europe/Berlin"))
+    assert nonsense == RowError("occurred_at", "'soon' is not an ISO-8601 date-time")
+
+
+def test_known_zone() -> None:
+    from allegiance.events.rows import known_zone
+
+    assert known_zone("Europe/Istanbul") and known_zone("UTC") and known_zone("Asia/Seoul")
+    assert not known_zone("Mars/Olympus") and not known_zone("") and not known_zone("../etc/passwd")

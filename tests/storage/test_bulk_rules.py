@@ -321,3 +321,30 @@ def test_payload_columns_reach_the_rules_as_the_payload_column_does(db_url: str,
     finally:
         chunked.close()
         reference.close()
+
+
+def test_times_without_an_offset_reach_the_rules_in_the_time_zone_given(db_url: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from allegiance.storage.bulk_rules import import_through_rules
+
+    app, program_id, rows = prepared(db_url, 60, 11)
+    seoul = ZoneInfo("Asia/Seoul")
+    local = [{**row, "occurred_at": datetime.fromisoformat(row["occurred_at"]).astimezone(seoul)
+              .replace(tzinfo=None).isoformat()} for row in rows]
+    try:
+        refused = import_through_rules(app, program_id, list(enumerate(local, start=2)), 25, None, None)
+        assert refused.accepted == 0 and refused.rejected_count == len(rows)
+        summary = import_through_rules(app, program_id, list(enumerate(local, start=2)), 25, None, None,
+                                       zone="Asia/Seoul")
+        assert (summary.accepted, summary.rejected_count) == (len(rows), 0)
+        with app.read() as uow:
+            stored = dict(uow.conn.execute(select(t.events.c.source_id, t.events.c.occurred_at)).all())
+            awards = uow.conn.execute(select(func.count()).select_from(r.rule_awards)).scalar_one()
+        assert awards > 0
+        for row in rows:
+            instant = stored[row["source_id"]]
+            assert (instant if instant.tzinfo else instant.replace(tzinfo=UTC)) == datetime.fromisoformat(
+                row["occurred_at"])
+    finally:
+        app.close()

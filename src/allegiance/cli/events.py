@@ -23,6 +23,7 @@ from rich.text import Text
 from allegiance.cli.common import application, console, err, fail, program_id_for
 from allegiance.events.producer import ProducerFailed
 from allegiance.events.readers import UnreadableFile, open_rows
+from allegiance.events.rows import known_zone
 from allegiance.storage.bulk_events import CHUNK_SIZE, ImportSummary, Reject, import_file
 
 events_app = typer.Typer(help="Business events: bulk import from CSV, JSON Lines or Parquet.", no_args_is_help=True)
@@ -80,6 +81,10 @@ def import_events(
         "--parallel/--no-parallel", show_default=False,
         help="Read and check the file in a second process while this one writes (default: for files of 4 MiB "
              "or more)")] = None,
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", show_default=False,
+        help="Time zone of occurred_at values written without an offset, e.g. Europe/Berlin (default: such "
+             "rows are rejected)")] = None,
 ) -> None:
     """Import events (columns: source_id, type, occurred_at, organization_external_id or
     organization_id, participant_external_id or participant_id, and payload as a JSON object and/or
@@ -87,6 +92,10 @@ def import_events(
     ids are skipped, so re-running after a failure or an interruption is safe. Exits 2 if any row
     was rejected (the others are imported) or the file cannot be read."""
     rejects_path = rejects or Path(f"{file}.rejects.csv")
+    if timezone is not None and not known_zone(timezone):
+        fail(f"--timezone: {timezone!r} is not a time zone name (such as Europe/Berlin, Europe/Istanbul, "
+             f"Asia/Seoul or UTC)")
+        return
     try:
         source = open_rows(file, file_format.value if file_format else None)
     except UnreadableFile as exc:
@@ -102,6 +111,7 @@ def import_events(
             with progress, _RejectsFile(rejects_path) as rejects_file:
                 task = progress.add_task(f"importing {file.name}", total=source.total)
                 summary = import_file(app, program_id, source, chunk_size=chunk_size, parallel=parallel,
+                                      zone=timezone,
                                       on_progress=lambda done: progress.update(task, completed=done.rows),
                                       on_reject=rejects_file.write)
         except UnreadableFile as exc:

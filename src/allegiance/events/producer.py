@@ -69,14 +69,15 @@ class Producer:
     (or ``with``) stops it. Raises ``UnreadableFile`` where the file turns out to be unreadable,
     after the chunks before that point, as reading in-process does."""
 
-    def __init__(self, path: Path, fmt: str, schemas: Mapping[str, dict[str, Any]], chunk_size: int) -> None:
+    def __init__(self, path: Path, fmt: str, schemas: Mapping[str, dict[str, Any]], chunk_size: int,
+                 zone: str | None = None) -> None:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "allegiance.events.producer"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self._process.stdin is not None and self._process.stdout is not None
         self._out: IO[bytes] = self._process.stdout
         try:
             with self._process.stdin:  # closed even when the write fails (no file left to the GC)
-                self._process.stdin.write(json.dumps([str(path), fmt, dict(schemas), chunk_size]).encode())
+                self._process.stdin.write(json.dumps([str(path), fmt, dict(schemas), chunk_size, zone]).encode())
         except BrokenPipeError:
             pass  # it died at once: reading the stream says so
         self._frames: queue.Queue[Any] = queue.Queue(maxsize=1)
@@ -149,11 +150,11 @@ def main() -> None:
     gc.set_threshold(50_000, 10, 10)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing else may write into the frame stream
-    path, fmt, schemas, chunk_size = json.loads(sys.stdin.buffer.read())
+    path, fmt, schemas, chunk_size, zone = json.loads(sys.stdin.buffer.read())
     try:
         try:
             with open_rows(path, fmt) as source:
-                for chunk in prepared_chunks(source, PayloadChecker(schemas), chunk_size):
+                for chunk in prepared_chunks(source, PayloadChecker(schemas, zone), chunk_size):
                     _send(out, ("chunk", (chunk.rows, chunk.rejects, chunk.count)))
             _send(out, ("done",))
         except UnreadableFile as exc:

@@ -18,8 +18,9 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
@@ -309,17 +310,49 @@ def fold_payload_columns(raw: Mapping[str, Any], schemas: Mapping[str, Any]) -> 
     return row
 
 
-class PayloadChecker:
-    """The program's declared event types, each schema compiled once (fastjsonschema)."""
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone (``Europe/Berlin``; the ``tzdata`` package ships them)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
-    def __init__(self, schemas: Mapping[str, dict[str, Any]]) -> None:
+
+def local_time(raw: Mapping[str, Any], zone: tzinfo) -> Mapping[str, Any]:
+    """``occurred_at`` written without an offset (``2026-12-01 09:30``, a date alone, a Parquet
+    timestamp without a time zone) read as a wall-clock time in ``zone``; the rest as it is. Text
+    that is no date stays as it is, for ``_occurred_at`` to name."""
+    value = raw.get("occurred_at")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return raw
+    if not isinstance(value, datetime) or value.tzinfo is not None:
+        return raw
+    return {**raw, "occurred_at": value.replace(tzinfo=zone)}
+
+
+class PayloadChecker:
+    """The program's declared event types, each schema compiled once (fastjsonschema), and how the
+    rows of this file are read: ``zone`` is the time zone of times written without an offset (none:
+    such rows are refused, as the API refuses them)."""
+
+    def __init__(self, schemas: Mapping[str, dict[str, Any]], zone: str | None = None) -> None:
         self.schemas = dict(schemas)
+        self.zone_name = zone
+        self.zone = ZoneInfo(zone) if zone else None
         self._validators: dict[str, Callable[[Any], Any]] = {
             name: validator_for(schema) for name, schema in self.schemas.items()}
 
     def fold(self, raw: Mapping[str, Any]) -> Mapping[str, Any] | RowError:
-        """``fold_payload_columns`` with this program's schemas."""
-        return fold_payload_columns(raw, self.schemas)
+        """A row as the file means it: ``fold_payload_columns`` with this program's schemas, and
+        times without an offset in ``zone`` (``local_time``), if one was given."""
+        folded = fold_payload_columns(raw, self.schemas)
+        if self.zone is None or isinstance(folded, RowError):
+            return folded
+        return local_time(folded, self.zone)
 
     def check(self, event: IncomingEvent) -> RowError | None:
         return self.check_payload(event.type, event.payload)

@@ -98,22 +98,23 @@ def import_rows(app: Allegiance, program_id: int, rows: Iterable[tuple[int, Mapp
 
 def import_file(app: Allegiance, program_id: int, source: RowSource, *, chunk_size: int = CHUNK_SIZE,
                 parallel: bool | None = None, on_progress: Progress = None,
-                on_reject: OnReject = None) -> ImportSummary:
-    """Import an open bulk file. ``parallel`` reads and prepares it in a second process while this
-    one writes (``events.producer``); ``None`` does so for files of ``PARALLEL_MIN_BYTES`` or more.
+                on_reject: OnReject = None, zone: str | None = None) -> ImportSummary:
+    """Import an open bulk file; ``zone`` is the time zone of times written without an offset.
+    ``parallel`` reads and prepares it in a second process while this one writes
+    (``events.producer``); ``None`` does so for files of ``PARALLEL_MIN_BYTES`` or more.
     Raises ``UnreadableFile`` where the file turns out to be unreadable, the chunks before it stored."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     if not _pipeline_idle(app, program_id):
         with rare_collections():
-            return import_through_rules(app, program_id, source, chunk_size, on_progress, on_reject)
+            return import_through_rules(app, program_id, source, chunk_size, on_progress, on_reject, zone=zone)
     schemas = event_schemas(app, program_id)
     if parallel is None:
         parallel = Path(source.path).stat().st_size >= PARALLEL_MIN_BYTES
     if not (parallel and sys.executable):  # an embedded Python may have no interpreter to start
-        return _import_chunks(app, program_id, prepared_chunks(source, PayloadChecker(schemas), chunk_size),
+        return _import_chunks(app, program_id, prepared_chunks(source, PayloadChecker(schemas, zone), chunk_size),
                               on_progress, on_reject)
-    with Producer(source.path, source.format, schemas, chunk_size) as producer:
+    with Producer(source.path, source.format, schemas, chunk_size, zone) as producer:
         return _import_chunks(app, program_id, iter(producer), on_progress, on_reject)
 
 

@@ -88,10 +88,11 @@ Batch = list[tuple[int, Mapping[str, Any] | RowError]]
 
 
 def import_through_rules(app: Allegiance, program_id: int, rows: Iterable[tuple[int, Mapping[str, Any] | RowError]],
-                          chunk_size: int, on_progress: Progress, on_reject: OnReject) -> ImportSummary:
+                          chunk_size: int, on_progress: Progress, on_reject: OnReject, *,
+                          zone: str | None = None) -> ImportSummary:
     """Import ``(line, row)`` pairs into a program whose events have rules to run; see the module doc."""
     summary = ImportSummary()
-    checker = PayloadChecker(_schemas(app, program_id))
+    checker = PayloadChecker(_schemas(app, program_id), zone)
     subjects = Subjects(program_id, bulk_subjects.CACHE_LIMIT)
     iterator = iter(rows)
     while batch := list(islice(iterator, chunk_size)):
