@@ -341,7 +341,6 @@ class PayloadChecker:
 
     def __init__(self, schemas: Mapping[str, dict[str, Any]], zone: str | None = None) -> None:
         self.schemas = dict(schemas)
-        self.zone_name = zone
         self.zone = ZoneInfo(zone) if zone else None
         self._validators: dict[str, Callable[[Any], Any]] = {
             name: validator_for(schema) for name, schema in self.schemas.items()}
