@@ -89,7 +89,7 @@ def add_to_shard(conn: Connection, account_id: int, shard: int, delta: int) -> N
 # runs about ten of them. Bound names differ from column names, as SQLAlchemy requires in SET.
 _a, _tx, _heads = t.accounts, t.transactions, t.ledger_heads
 _ACCOUNT_AT = select(_a).where(_a.c.program_id == bindparam("b_program"), _a.c.address == bindparam("b_address"))
-_ACCOUNT_BY_ID = select(_a).where(_a.c.id == bindparam("b_id"), _a.c.program_id == bindparam("b_program"))
+ACCOUNT_BY_ID = select(_a).where(_a.c.id == bindparam("b_id"), _a.c.program_id == bindparam("b_program"))
 _KINDS = select(_a.c.id, _a.c.kind).where(_a.c.id.in_(bindparam("b_ids", expanding=True)))
 _INSERT_TRANSACTION = insert(_tx).returning(_tx.c.id)
 _INSERT_POSTINGS = insert(t.postings).returning(t.postings.c.id, sort_by_parameter_order=True)
@@ -139,7 +139,7 @@ class SqlLedger:
         return account_of(row)
 
     def get_account(self, program_id: int, account_id: int) -> Account | None:
-        row = self.conn.execute(_ACCOUNT_BY_ID, {"b_id": account_id, "b_program": program_id}).first()
+        row = self.conn.execute(ACCOUNT_BY_ID, {"b_id": account_id, "b_program": program_id}).first()
         return account_of(row) if row else None
 
     def holder_accounts_of(self, program_id: int, participant_id: int) -> list[Account]:

@@ -47,8 +47,7 @@ class SqlPrograms:
         return self._one(_ORGANIZATION_BY_EXTERNAL_ID, program_id, external_id)
 
     def _one(self, statement: Any, program_id: int, key: Any) -> dict[str, Any] | None:
-        row = self.conn.execute(statement, {"program_id": program_id, "key": key}).first()
-        return dict(row._mapping) if row else None
+        return one_row(self.conn, statement, {"program_id": program_id, "key": key})
 
     def ancestors(self, program_id: int, organization_id: int) -> list[int]:
         """Walk up the parent chain (bounded: hierarchies are shallow, and a cycle cannot be stored)."""

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 
-def one_row(conn: Connection, query: Any) -> dict[str, Any] | None:
-    row = conn.execute(query).first()
+def one_row(conn: Connection, query: Any, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    row = conn.execute(query, params).first()
     return dict(row._mapping) if row else None
 
 
